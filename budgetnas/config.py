@@ -1,0 +1,114 @@
+"""Frozen, defaulted settings. Built once at the CLI edge and passed down.
+
+No torch, no optuna here: validation is cheap and raises ConfigError with a message
+that says what to do (the CLI turns it into one line and exit status 2).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+DATASETS = ("mnist", "fashion-mnist")
+PRUNERS = ("median", "hyperband", "none")
+SAMPLERS = ("tpe", "random")
+DEVICES = ("auto", "cpu", "cuda")
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULES = ("onecycle", "cosine", "constant")
+SUBSET_METHODS = ("random", "kmeans")
+
+
+class ConfigError(ValueError):
+    """Bad user input. The message is one line that says what to do."""
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "mnist"
+    data_dir: str | None = None  # None: $BUDGETNAS_DATA, else the user cache dir
+    val_size: int = 5000  # images held out of the training set for selection
+    split_seed: int = 0  # seeds the train/val split, recorded with every result
+    train_limit: int | None = None  # use only the first N training images (tests, smoke runs)
+    train_fraction: float = 1.0  # data-subset fidelity: share of the training set per trial
+    subset_method: str = "random"  # random | kmeans (coreset of cluster-nearest images)
+    curriculum: bool = False  # order the subset easy-to-hard (distance to centroid)
+
+    def __post_init__(self) -> None:
+        _check(self.dataset in DATASETS,
+               f"unknown dataset {self.dataset!r}: use one of {', '.join(DATASETS)}")
+        _check(self.val_size >= 100, f"--val-size must be at least 100 (got {self.val_size})")
+        _check(self.train_limit is None or self.train_limit >= 100,
+               f"--train-limit must be at least 100 (got {self.train_limit})")
+        _check(0.0 < self.train_fraction <= 1.0,
+               f"--train-fraction must be in (0, 1] (got {self.train_fraction})")
+        _check(self.subset_method in SUBSET_METHODS,
+               f"unknown subset method {self.subset_method!r}: use random or kmeans")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one candidate is trained. Sampled per trial, stored with it, replayable."""
+
+    optimizer: str = "adamw"
+    lr: float = 3e-3  # peak learning rate
+    schedule: str = "onecycle"
+    batch_size: int = 64
+    weight_decay: float = 1e-4
+    momentum: float = 0.9  # SGD only
+    rotate: float = 0.0  # max rotation, degrees (uniform in +-rotate)
+    translate: float = 0.0  # max shift, fraction of the image side
+    label_smoothing: float = 0.0
+    grad_clip: float = 0.0  # max grad norm; 0 = off
+    epochs: int = 1
+
+    def __post_init__(self) -> None:
+        _check(self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
+        _check(self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}: use one of {', '.join(SCHEDULES)}")
+        _check(self.lr > 0, f"learning rate must be positive (got {self.lr})")
+        _check(self.batch_size >= 1, f"batch size must be at least 1 (got {self.batch_size})")
+        _check(self.epochs >= 1, f"--epochs must be at least 1 (got {self.epochs})")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Recipe":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    budget: int = 25_000  # max trainable parameters
+    epochs: int = 1
+    trials: int | None = 30  # per this run (or per worker with --workers)
+    timeout: float | None = None  # seconds
+    study: str = "budgetnas"
+    storage: str | None = None  # None: sqlite:///studies/<study>.db (journal file with --workers > 1)
+    artifacts: str | None = None  # where trained weights go; None: next to the storage
+    seed: int = 0  # sampler seed; trial seeds derive from it and the trial number
+    pruner: str = "median"
+    sampler: str = "tpe"
+    workers: int = 1
+    device: str = "auto"
+    eval_points: int = 4  # validation reports per epoch (pruning works with --epochs 1)
+    warm_start: str | None = None  # "presets": enqueue the seed models that fit
+    threads: int | None = None  # torch threads per worker; None: cores / workers
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.budget >= 1, f"--budget must be a positive number of parameters (got {self.budget})")
+        _check(self.epochs >= 1, f"--epochs must be at least 1 (got {self.epochs})")
+        _check(self.trials is None or self.trials >= 1, f"--trials must be at least 1 (got {self.trials})")
+        _check(self.timeout is None or self.timeout > 0, f"--timeout must be positive seconds (got {self.timeout})")
+        _check(self.pruner in PRUNERS, f"unknown pruner {self.pruner!r}: use one of {', '.join(PRUNERS)}")
+        _check(self.sampler in SAMPLERS, f"unknown sampler {self.sampler!r}: use one of {', '.join(SAMPLERS)}")
+        _check(self.device in DEVICES, f"unknown device {self.device!r}: use one of {', '.join(DEVICES)}")
+        _check(self.workers >= 1, f"--workers must be at least 1 (got {self.workers})")
+        _check(1 <= self.eval_points <= 100, f"--eval-points must be in 1..100 (got {self.eval_points})")
+        _check(self.warm_start in (None, "presets"), "--warm-start takes only 'presets'")
+        _check(bool(self.study) and "/" not in self.study, "--study must be a non-empty name without '/'")

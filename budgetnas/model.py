@@ -1,0 +1,81 @@
+"""build_model(spec) -> nn.Module, nothing else.
+
+state_dict keys are a file format: features.<i>.conv/.bn for conv layers, head.fc<j>
+for the head's linear layers. export.py copies this file's classes verbatim into the
+standalone model.py it writes, so keep them free of budgetnas imports.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .space import ArchSpec, head_dims
+
+
+# --- standalone part (copied into exported model.py) ---------------------------------
+class ConvBlock(nn.Module):
+    def __init__(self, cin: int, out: int, kernel: int, padding: int, bias: bool, bn: bool, act: bool,
+                 dropout: float):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, out, kernel, padding=padding, bias=bias)
+        self.bn = nn.BatchNorm2d(out) if bn else nn.Identity()
+        self.act = nn.ReLU(inplace=True) if act else nn.Identity()
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.act(self.bn(self.conv(x))))
+
+
+class Head(nn.Module):
+    """GAP or flatten, then [dropout -> linear -> ReLU] per hidden width, [dropout -> linear]."""
+
+    def __init__(self, pool: str, dims: list[int], dropout: float, bias: bool):
+        super().__init__()
+        self.pool = pool
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.fcs = nn.ModuleList(nn.Linear(a, b, bias=bias) for a, b in zip(dims, dims[1:]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.mean((2, 3)) if self.pool == "gap" else x.flatten(1)
+        for i, fc in enumerate(self.fcs):
+            x = fc(self.drop(x))
+            if i < len(self.fcs) - 1:
+                x = torch.relu(x)
+        return x
+
+
+class Net(nn.Module):
+    def __init__(self, features: list[nn.Module], head: Head):
+        super().__init__()
+        self.features = nn.Sequential(*features)
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def build_from_dict(spec: dict) -> Net:
+    """Build from the spec's JSON dict (what export's model.py embeds)."""
+    features: list[nn.Module] = []
+    cin = spec["in_channels"]
+    for l in spec["layers"]:
+        if l["kind"] == "pool":
+            features.append(nn.MaxPool2d(2))
+            continue
+        features.append(ConvBlock(cin, l["out"], l["kernel"], l["padding"], l["bias"], l["bn"], l["act"], l["dropout"]))
+        cin = l["out"]
+    head = Head(spec["head"] if spec["linear"] else "gap", spec["_head_dims"], spec["head_dropout"], spec["head_bias"])
+    return Net(features, head)
+# --- end of standalone part ----------------------------------------------------------
+
+
+def spec_dict_for_build(spec: ArchSpec) -> dict:
+    """The spec as a dict, with the head's widths resolved (so the standalone builder
+    needs no shape arithmetic)."""
+    d = spec.to_dict()
+    d["_head_dims"] = head_dims(spec)
+    return d
+
+
+def build_model(spec: ArchSpec) -> nn.Module:
+    return build_from_dict(spec_dict_for_build(spec))

@@ -1,0 +1,91 @@
+"""A search run in the terminal: set-up messages, progress bars, a line per trial, the
+leaderboard at the end. The Optuna calls themselves live in search.py."""
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+
+from .config import SearchConfig
+
+
+def _event_line(e) -> str:
+    head = f"trial {e.number:>4} {e.state:<9} {e.params:>8,} params ({100 * e.params / e.budget:5.1f}%)"
+    if e.state == "complete":
+        return f"{head}  val {100 * e.val_acc:.2f}%  test {100 * e.test_acc:.2f}%  {e.seconds:.1f}s"
+    if e.state == "pruned":
+        acc = f"  val {100 * e.val_acc:.2f}%" if e.val_acc is not None else ""
+        return f"{head}  {e.reason}{acc}  {e.seconds:.1f}s"
+    return f"{head}  over the {e.budget:,} budget: never built"
+
+
+def run_search(cfg: SearchConfig, url: str, progress: bool = True, worker: int = 0, quiet: bool = False) -> int:
+    import optuna
+    from tqdm import tqdm
+
+    from . import leaderboard as lb
+    from .cli import set_threads, tune_malloc
+    from .data import load_data
+    from .search import Objective, artifacts_dir, create_or_load_study, enqueue_presets, open_storage, optimize, redact, trained_count
+    from .train import resolve_device
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
+    tune_malloc()
+    threads = set_threads(cfg.threads, cfg.workers)
+    device = resolve_device(cfg.device)
+    data = load_data(cfg.data).to(device)  # bad data fails here, before any storage is touched
+    storage = open_storage(url, heartbeat=not url.startswith(("journal:", "sqlite")))
+    study = create_or_load_study(cfg, storage, worker)
+    out = (lambda *a: None) if quiet else print
+    out(f"study {cfg.study!r} in {redact(url)}  ({len(study.trials)} trials so far)")
+    out(f"watch it live:  budgetnas dashboard --study {cfg.study} --storage {redact(url)}")
+    out(f"data: {data.info['dataset']} train {data.info['train_size']:,} / val {data.info['val_size']:,} / "
+        f"test {data.info['test_size']:,}; device {device}, {threads} threads; budget {cfg.budget:,} params")
+    if cfg.warm_start == "presets":
+        names = enqueue_presets(study, cfg.budget)
+        out(f"warm start: enqueued presets {', '.join(names) or '(none fit or already run)'}")
+
+    total = cfg.trials or 0
+    search_bar = tqdm(total=total or None, initial=min(total, trained_count(study)), desc="search", unit="trial",
+                      position=0, disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    trial_bar = tqdm(total=0, desc="trial", unit="step", position=1, disable=not progress, leave=False,
+                     file=sys.stderr, dynamic_ncols=True)
+
+    def on_progress(step: int, steps: int, acc: float | None) -> None:
+        if trial_bar.total != steps or step < trial_bar.n:
+            trial_bar.reset(total=steps)
+        trial_bar.update(step - trial_bar.n)
+        if acc is not None:
+            trial_bar.set_postfix_str(f"val {100 * acc:.2f}%")
+
+    def on_event(e) -> None:
+        line = _event_line(e)
+        tqdm.write(line) if progress else out(line)
+        trial_bar.reset(total=0)
+
+    def after_trial() -> None:
+        search_bar.n = min(total, trained_count(study)) if total else search_bar.n + 1
+        search_bar.refresh()
+
+    objective = Objective(cfg, data, device, artifacts_dir(cfg, url), on_event, on_progress if progress else None)
+    t0 = time.perf_counter()
+    interrupted = False
+    try:
+        optimize(study, objective, cfg, after_trial)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        trial_bar.close()
+        search_bar.close()
+    entries = lb.build(study.get_trials(deepcopy=False))
+    out(f"\n{len(study.trials)} trials in the study; this run took {time.perf_counter() - t0:.0f}s")
+    if entries:
+        out(lb.format_table(entries[:10]))
+    else:
+        out("no trained trial yet")
+    if interrupted:
+        out("interrupted: the running trial is marked failed; rerun the same command to resume")
+        return 130
+    return 0

@@ -1,0 +1,314 @@
+"""Architectures as data: the spec, the search space, the one parameter count.
+
+An ``ArchSpec`` is a plain list of layers (3x3/1x1 convs, 2x2 max pools) followed by a
+head (global average pool or flatten, then optional hidden linear layers). It holds no
+torch objects, round-trips through JSON, and is what moves between modules: models,
+trials and exports all derive from it.
+
+The search space is a family of stage-wise CNNs whose widths are scaled to use a sampled
+share of the budget, so almost every sample is a useful candidate. Anything over the
+budget is rejected from this count alone, before a model exists.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable
+
+from .config import ConfigError, Recipe
+
+if TYPE_CHECKING:  # types only: this module never imports optuna at run time
+    import optuna
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One feature-extractor layer. kind 'conv': conv -> [BN] -> [ReLU] -> [dropout];
+    kind 'pool': 2x2 max pool, stride 2 (floor)."""
+
+    kind: str = "conv"
+    out: int = 0  # output channels (conv only)
+    kernel: int = 3
+    padding: int = 1
+    bias: bool = False
+    bn: bool = True
+    act: bool = True
+    dropout: float = 0.0
+
+
+POOL = Layer(kind="pool")
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """A whole network. Head: 'gap' (global average pool) or 'flatten', then for each
+    hidden width [dropout] -> linear -> ReLU, then [dropout] -> linear to the classes.
+    With ``linear=False`` there is no linear layer: the last conv emits one channel per
+    class and the pooled map is the logits (seeds C and D)."""
+
+    layers: tuple[Layer, ...]
+    head: str = "gap"
+    hidden: tuple[int, ...] = ()
+    head_dropout: float = 0.0
+    head_bias: bool = True
+    linear: bool = True
+    in_channels: int = 1
+    image_size: int = 28
+    num_classes: int = 10
+
+    # --- JSON round trip -------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["layers"] = [_layer_dict(l) for l in self.layers]
+        d["hidden"] = list(self.hidden)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ArchSpec":
+        if not isinstance(d, dict) or "layers" not in d:
+            raise ConfigError("a spec is a JSON object with a 'layers' list: export one with 'budgetnas export'")
+        try:
+            layers = tuple(Layer(**l) for l in d["layers"])
+            rest = {k: v for k, v in d.items() if k != "layers"}
+            rest["hidden"] = tuple(rest.get("hidden", ()))
+            spec = cls(layers=layers, **rest)
+        except TypeError as e:
+            raise ConfigError(f"malformed spec ({e}): export one with 'budgetnas export'") from None
+        validate(spec)
+        return spec
+
+    @classmethod
+    def from_json(cls, text: str) -> "ArchSpec":
+        try:
+            return cls.from_dict(json.loads(text))
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"spec is not valid JSON ({e.msg} at line {e.lineno})") from None
+
+
+def _layer_dict(layer: Layer) -> dict[str, Any]:
+    if layer.kind == "pool":
+        return {"kind": "pool"}
+    return dataclasses.asdict(layer)
+
+
+def conv(out: int, kernel: int = 3, padding: int | None = None, *, bias: bool = False, bn: bool = True,
+         act: bool = True, dropout: float = 0.0) -> Layer:
+    """A conv layer; padding defaults to 'same' (kernel // 2)."""
+    return Layer("conv", out, kernel, kernel // 2 if padding is None else padding, bias, bn, act, dropout)
+
+
+# --- shapes, parameters, MACs ------------------------------------------------------
+def walk(spec: ArchSpec) -> Iterable[tuple[Layer, int, int, int, int]]:
+    """Yield (layer, in_channels, in_size, out_channels, out_size) for each layer."""
+    c, s = spec.in_channels, spec.image_size
+    for layer in spec.layers:
+        if layer.kind == "pool":
+            c2, s2 = c, s // 2
+        else:
+            c2, s2 = layer.out, s + 2 * layer.padding - layer.kernel + 1
+        yield layer, c, s, c2, s2
+        c, s = c2, s2
+
+
+def feature_shape(spec: ArchSpec) -> tuple[int, int]:
+    """(channels, side) of the feature map that enters the head."""
+    c, s = spec.in_channels, spec.image_size
+    for _, _, _, c, s in walk(spec):
+        pass
+    return c, s
+
+
+def head_dims(spec: ArchSpec) -> list[int]:
+    """Widths through the linear head: [features, *hidden, classes] ([] if no linear)."""
+    if not spec.linear:
+        return []
+    c, s = feature_shape(spec)
+    return [c * (s * s if spec.head == "flatten" else 1), *spec.hidden, spec.num_classes]
+
+
+def conv_params(layer: Layer, cin: int) -> int:
+    """Weights k*k*cin*out, plus out biases, plus 2*out BatchNorm affine parameters."""
+    return layer.out * cin * layer.kernel ** 2 + (layer.out if layer.bias else 0) + (2 * layer.out if layer.bn else 0)
+
+
+def param_count(spec: ArchSpec) -> int:
+    """The trainable parameter count: what a budget limits.
+
+    Definition: sum over conv layers of ``k*k*c_in*c_out + c_out*[bias] + 2*c_out*[BN]``
+    plus, over linear layers of the head, ``d_in*d_out + d_out*[bias]``. Pools, ReLU,
+    dropout and BatchNorm running statistics (buffers) hold no trainable parameters.
+    Equal to ``sum(p.numel() for p in build_model(spec).parameters())`` (tested).
+    """
+    total = sum(conv_params(l, cin) for l, cin, _, _, _ in walk(spec) if l.kind == "conv")
+    dims = head_dims(spec)
+    for d_in, d_out in zip(dims, dims[1:]):
+        total += d_in * d_out + (d_out if spec.head_bias else 0)
+    return total
+
+
+def layer_table(spec: ArchSpec) -> list[dict[str, Any]]:
+    """Per layer: name, output shape, parameters, MACs (multiply-accumulates per image)."""
+    rows = []
+    for i, (l, cin, _, cout, s) in enumerate(walk(spec)):
+        if l.kind == "pool":
+            rows.append({"name": f"features.{i}", "layer": "maxpool 2x2", "shape": [cout, s, s], "params": 0, "macs": 0})
+            continue
+        desc = f"conv {l.kernel}x{l.kernel} {cin}->{cout}" + (" +BN" if l.bn else "") + (" +ReLU" if l.act else "")
+        macs = cout * cin * l.kernel ** 2 * s * s
+        rows.append({"name": f"features.{i}", "layer": desc, "shape": [cout, s, s],
+                     "params": conv_params(l, cin), "macs": macs})
+    dims = head_dims(spec)
+    c, s = feature_shape(spec)
+    rows.append({"name": "head.pool", "layer": "flatten" if spec.head == "flatten" and spec.linear else "global avg pool",
+                 "shape": [dims[0] if dims else c], "params": 0, "macs": 0})
+    for j, (d_in, d_out) in enumerate(zip(dims, dims[1:])):
+        rows.append({"name": f"head.fc{j}", "layer": f"linear {d_in}->{d_out}", "shape": [d_out],
+                     "params": d_in * d_out + (d_out if spec.head_bias else 0), "macs": d_in * d_out})
+    return rows
+
+
+def macs(spec: ArchSpec) -> int:
+    """Multiply-accumulates for one image's forward pass (convs and linears)."""
+    return sum(r["macs"] for r in layer_table(spec))
+
+
+def validate(spec: ArchSpec) -> None:
+    """Raise ConfigError if the spec cannot be built."""
+    if spec.head not in ("gap", "flatten"):
+        raise ConfigError(f"spec head must be 'gap' or 'flatten' (got {spec.head!r})")
+    if not any(l.kind == "conv" for l in spec.layers):
+        raise ConfigError("spec needs at least one conv layer")
+    for i, (l, _, s_in, c, s) in enumerate(walk(spec)):
+        if l.kind not in ("conv", "pool"):
+            raise ConfigError(f"spec layer {i}: kind must be 'conv' or 'pool' (got {l.kind!r})")
+        if l.kind == "conv" and (l.out < 1 or l.kernel < 1 or l.padding < 0 or not 0 <= l.dropout < 1):
+            raise ConfigError(f"spec layer {i}: needs out >= 1, kernel >= 1, padding >= 0, 0 <= dropout < 1")
+        if s < 1:
+            raise ConfigError(f"spec layer {i} shrinks the {spec.image_size}px image to nothing: use fewer pools or padding")
+    c, _ = feature_shape(spec)
+    if not spec.linear and (c != spec.num_classes or spec.hidden):
+        raise ConfigError(f"a spec without a linear head must end in a conv with {spec.num_classes} channels and no hidden layers")
+    if any(h < 1 for h in spec.hidden) or not 0 <= spec.head_dropout < 1:
+        raise ConfigError("spec hidden widths must be >= 1 and head_dropout in [0, 1)")
+
+
+# --- the search space ------------------------------------------------------------
+@dataclass(frozen=True)
+class Space:
+    """Ranges of the searched family. Parameter names are a file format (stable)."""
+
+    stages: tuple[int, int] = (2, 4)  # conv stages, each ends in a 2x2 max pool but maybe the last
+    convs_per_stage: tuple[int, int] = (1, 3)
+    growth: tuple[float, ...] = (1.0, 1.5, 2.0)  # width ratio between stages
+    fill: tuple[float, float] = (0.35, 1.0)  # share of the budget the widths are scaled to use
+    heads: tuple[str, ...] = ("gap", "flatten")
+    hidden: tuple[int, ...] = (0, 32, 64)
+    conv_dropout: tuple[float, float] = (0.0, 0.1)
+    head_dropout: tuple[float, float] = (0.0, 0.3)
+    width_step: int = 4  # channel widths are multiples of this
+    # training recipe ranges
+    optimizers: tuple[str, ...] = ("adamw", "sgd")
+    lr_adamw: tuple[float, float] = (1e-3, 3e-2)
+    lr_sgd: tuple[float, float] = (1e-2, 0.5)
+    schedules: tuple[str, ...] = ("onecycle", "cosine", "constant")
+    batch_sizes: tuple[int, ...] = (32, 64, 128, 256)
+    weight_decay: tuple[float, float] = (1e-6, 1e-2)
+    rotate: tuple[float, float] = (0.0, 12.0)
+    translate: tuple[float, float] = (0.0, 0.12)
+    label_smoothing: tuple[float, float] = (0.0, 0.1)
+
+
+def stage_spec(stages: int, convs: int, widths: list[int], last_pool: bool, head: str, hidden: int,
+               conv_dropout: float, head_dropout: float) -> ArchSpec:
+    layers: list[Layer] = []
+    for i in range(stages):
+        layers += [conv(widths[i], dropout=conv_dropout) for _ in range(convs)]
+        if i < stages - 1 or last_pool:
+            layers.append(POOL)
+    return ArchSpec(tuple(layers), head=head, hidden=(hidden,) if hidden else (), head_dropout=head_dropout)
+
+
+def fit_widths(make, budget_target: float, growth: float, step: int) -> ArchSpec:
+    """The widest spec ``make(widths)`` whose parameter count is <= budget_target, with
+    widths base*growth^i rounded to ``step``; the narrowest one if none fits."""
+
+    def widths(base: int) -> list[int]:
+        return [max(step, int(round(base * growth ** i / step)) * step) for i in range(8)]
+
+    lo, hi = step, step
+    while param_count(make(widths(hi))) <= budget_target and hi < 4096:
+        lo, hi = hi, hi * 2
+    if param_count(make(widths(lo))) > budget_target:
+        return make(widths(lo))
+    while hi - lo > 1:  # invariant: lo fits, hi does not (or is the cap)
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if param_count(make(widths(mid))) <= budget_target else (lo, mid)
+    return make(widths(lo))
+
+
+def sample_spec(trial: "optuna.trial.BaseTrial", space: Space, budget: int) -> ArchSpec:
+    """Sample an architecture. Works with a real trial and with optuna.trial.FixedTrial."""
+    stages = trial.suggest_int("stages", *space.stages)
+    convs = trial.suggest_int("convs_per_stage", *space.convs_per_stage)
+    growth = trial.suggest_categorical("growth", list(space.growth))
+    fill = trial.suggest_float("fill", *space.fill)
+    last_pool = trial.suggest_categorical("last_pool", [True, False])
+    head = trial.suggest_categorical("head", list(space.heads))
+    hidden = trial.suggest_categorical("hidden", list(space.hidden))
+    conv_dropout = trial.suggest_float("conv_dropout", *space.conv_dropout)
+    head_dropout = trial.suggest_float("head_dropout", *space.head_dropout)
+
+    def make(widths: list[int]) -> ArchSpec:
+        return stage_spec(stages, convs, widths, last_pool, head, hidden, conv_dropout, head_dropout)
+
+    return fit_widths(make, fill * budget, growth, space.width_step)
+
+
+def sample_recipe(trial: "optuna.trial.BaseTrial", space: Space, epochs: int) -> Recipe:
+    optimizer = trial.suggest_categorical("optimizer", list(space.optimizers))
+    lr = trial.suggest_float(f"lr_{optimizer}", *getattr(space, f"lr_{optimizer}"), log=True)
+    return Recipe(
+        optimizer=optimizer,
+        lr=lr,
+        schedule=trial.suggest_categorical("schedule", list(space.schedules)),
+        batch_size=trial.suggest_categorical("batch_size", list(space.batch_sizes)),
+        weight_decay=trial.suggest_float("weight_decay", *space.weight_decay, log=True),
+        rotate=trial.suggest_float("rotate", *space.rotate),
+        translate=trial.suggest_float("translate", *space.translate),
+        label_smoothing=trial.suggest_float("label_smoothing", *space.label_smoothing),
+        epochs=epochs,
+    )
+
+
+def smallest_params(space: Space) -> int:
+    """The fewest parameters any spec of the space can have (narrowest, fewest stages,
+    GAP head with no hidden layer): a budget below it can find nothing."""
+    spec = stage_spec(space.stages[0], space.convs_per_stage[0], [space.width_step] * 8, True, "gap", 0, 0.0, 0.0)
+    return param_count(spec)
+
+
+def budget_use_summary(budget: int, n: int = 2000, seed: int = 0, space: Space | None = None) -> dict[str, Any]:
+    """Sample n candidates with a random sampler: share within budget and the
+    distribution of budget use (params / budget) among them."""
+    import optuna  # lazily: space.py needs optuna only to drive sampling here
+
+    space = space or Space()
+    sampler = optuna.samplers.RandomSampler(seed=seed)
+    study = optuna.create_study(sampler=sampler)
+    uses = []
+    for _ in range(n):
+        trial = study.ask()
+        uses.append(param_count(sample_spec(trial, space, budget)) / budget)
+        study.tell(trial, 0.0)
+    inside = sorted(u for u in uses if u <= 1.0)
+    quant = {q: inside[min(len(inside) - 1, int(q * len(inside)))] for q in (0.1, 0.25, 0.5, 0.75, 0.9)} if inside else {}
+    hist = [0] * 10
+    for u in inside:
+        hist[min(9, int(u * 10))] += 1
+    return {"budget": budget, "n": n, "within": len(inside), "share_within": len(inside) / n,
+            "quantiles": quant, "histogram": hist}
