@@ -73,17 +73,44 @@ def open_storage(url: str, heartbeat: bool = False) -> optuna.storages.BaseStora
         return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
     if url.startswith("sqlite:///"):
         _parent_writable(Path(url[len("sqlite:///"):]), url)
+        _sqlite_wal(Path(url[len("sqlite:///"):]))
     elif "://" not in url:
         raise ConfigError(f"malformed storage URL {redact(url)!r}: use sqlite:///FILE.db, "
                           "postgresql://USER@HOST/DB or journal:FILE")
     kwargs = {"heartbeat_interval": 10, "grace_period": 30,
               "failed_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)} if heartbeat else {}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), **kwargs)
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), **kwargs)
     except Exception as e:  # sqlalchemy raises many types; all mean the same to a user
         msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         raise ConfigError(f"cannot open storage {redact(url)} ({msg.replace(url, redact(url))}): "
                           "check the URL and that the database server is running") from None
+    if url.startswith("sqlite"):
+        _sqlite_fast_commits(storage)
+    return storage
+
+
+def _sqlite_wal(path: Path) -> None:
+    """WAL journal: readers (the dashboard, the leaderboard) never block the writer.
+    Persistent in the file, so set once."""
+    import sqlite3
+    try:
+        with sqlite3.connect(path, timeout=60) as con:
+            con.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.DatabaseError as e:
+        raise ConfigError(f"{path} is not an SQLite database ({e}): pass another --storage") from None
+
+
+def _sqlite_fast_commits(storage: optuna.storages.RDBStorage) -> None:
+    """synchronous=NORMAL in WAL mode: a commit no longer waits for fsync (10x faster
+    trial bookkeeping; a power cut may lose the last commits, never corrupt the file)."""
+    import sqlalchemy
+
+    @sqlalchemy.event.listens_for(storage.engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+    storage.engine.dispose()  # reconnect so every pooled connection gets the pragma
 
 
 def _engine_kwargs(url: str) -> dict:
@@ -204,24 +231,25 @@ class Objective:
         t0 = time.perf_counter()
         cfg = self.cfg
         preset = trial.user_attrs.get("preset_spec")
-        if preset:  # an enqueued seed model (--warm-start presets): fixed spec and recipe
-            spec = ArchSpec.from_dict(preset)
-            recipe = Recipe.from_dict({**trial.user_attrs["preset_recipe"], "epochs": cfg.epochs})
-        else:
-            spec = sample_spec(trial, self.space, cfg.budget)
-            recipe = sample_recipe(trial, self.space, cfg.epochs)
+        spec = ArchSpec.from_dict(preset) if preset else sample_spec(trial, self.space, cfg.budget)
         params = param_count(spec)
-        seed = trial_seed(cfg.seed, trial.number)
-        for key, value in (("params", params), ("budget", cfg.budget), ("spec", spec.to_dict()),
-                           ("recipe", recipe.to_dict()), ("macs", macs(spec)), ("seed", seed),
-                           ("budget_use", params / cfg.budget)):
-            trial.set_user_attr(key, value)
         trial.set_constraint("params_over_budget", float(params - cfg.budget))
-        if params > cfg.budget:  # rejected before any model exists
+        trial.set_user_attr("params", params)
+        trial.set_user_attr("budget", cfg.budget)
+        if params > cfg.budget:  # rejected before any model exists (few storage writes: ~ms)
+            trial.set_user_attr("spec", spec.to_dict())
             trial.set_user_attr("rejected", f"{params} params > budget {cfg.budget}")
             self.on_event(TrialEvent(trial.number, "rejected", params, cfg.budget, seconds=time.perf_counter() - t0,
                                      reason="over budget"))
             raise optuna.TrialPruned(f"over budget: {params} > {cfg.budget}")
+        if preset:  # an enqueued seed model (--warm-start presets): fixed spec and recipe
+            recipe = Recipe.from_dict({**trial.user_attrs["preset_recipe"], "epochs": cfg.epochs})
+        else:
+            recipe = sample_recipe(trial, self.space, cfg.epochs)
+        seed = trial_seed(cfg.seed, trial.number)
+        for key, value in (("spec", spec.to_dict()), ("recipe", recipe.to_dict()), ("macs", macs(spec)),
+                           ("seed", seed), ("budget_use", params / cfg.budget)):
+            trial.set_user_attr(key, value)
         self._note(trial, spec, params)
         torch.manual_seed(seed)
         model = build_model(spec)

@@ -1,0 +1,125 @@
+import gzip
+import hashlib
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from budgetnas.config import DataConfig
+from budgetnas.data import FILES, REGISTRY, DataError, DatasetInfo, augment, ensure_files, load_data, parse_idx
+
+
+def idx_bytes(arr: np.ndarray) -> bytes:
+    return bytes([0, 0, 8, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.astype(np.uint8).tobytes()
+
+
+@pytest.fixture
+def fake(tmp_path):
+    """A tiny dataset written by the test: 300 train, 50 test images, with its md5s."""
+    rng = np.random.default_rng(0)
+    arrays = {FILES[0]: rng.integers(0, 256, (300, 28, 28)), FILES[1]: rng.integers(0, 10, 300),
+              FILES[2]: rng.integers(0, 256, (50, 28, 28)), FILES[3]: rng.integers(0, 10, 50)}
+    raw = {k: idx_bytes(v) for k, v in arrays.items()}
+    info = DatasetInfo("fake", {k: hashlib.md5(b).hexdigest() for k, b in raw.items()}, (), (), 0.13, 0.31)
+    return info, raw, arrays
+
+
+def write(directory, raw, gz=True, only=None):
+    directory.mkdir(parents=True, exist_ok=True)
+    for stem, b in raw.items():
+        if only and stem not in only:
+            continue
+        if gz:
+            (directory / f"{stem}.gz").write_bytes(gzip.compress(b))
+        else:
+            (directory / stem).write_bytes(b)
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_reads_gz_and_raw_idx_files(tmp_path, fake, gz):
+    info, raw, arrays = fake
+    write(tmp_path, raw, gz=gz)
+    got = ensure_files(info, tmp_path, mirrors=(), offline=())
+    assert np.array_equal(parse_idx(got[FILES[0]]), arrays[FILES[0]])
+    assert np.array_equal(parse_idx(got[FILES[3]]), arrays[FILES[3]])
+
+
+def test_missing_file_is_copied_from_an_offline_source(tmp_path, fake):
+    info, raw, _ = fake
+    write(tmp_path / "offline", raw)
+    write(tmp_path / "data", raw, only=FILES[:2])
+    ensure_files(info, tmp_path / "data", mirrors=(), offline=(str(tmp_path / "offline"),))
+    assert (tmp_path / "data" / f"{FILES[2]}.gz").exists()
+
+
+def test_missing_file_with_no_source_names_the_file_and_the_fix(tmp_path, fake):
+    info, raw, _ = fake
+    write(tmp_path, raw, only=FILES[:3])
+    with pytest.raises(DataError, match=f"{FILES[3]}.*missing.*--data-dir"):
+        ensure_files(info, tmp_path, mirrors=("http://127.0.0.1:9/",), offline=())
+
+
+def test_corrupt_offline_copy_is_not_used(tmp_path, fake):
+    info, raw, _ = fake
+    bad = dict(raw)
+    bad[FILES[1]] = raw[FILES[1]][:-1] + bytes([raw[FILES[1]][-1] ^ 0xFF])
+    write(tmp_path / "offline", bad)
+    with pytest.raises(DataError, match=FILES[1]):
+        ensure_files(info, tmp_path / "data", mirrors=(), offline=(str(tmp_path / "offline"),))
+
+
+def test_truncated_gzip_is_an_error_naming_the_file(tmp_path, fake):
+    info, raw, _ = fake
+    write(tmp_path, raw)
+    path = tmp_path / f"{FILES[0]}.gz"
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(DataError, match=f"{FILES[0]}.gz.*delete it"):
+        ensure_files(info, tmp_path, mirrors=(), offline=())
+
+
+def test_corrupt_raw_file_fails_its_checksum(tmp_path, fake):
+    info, raw, _ = fake
+    write(tmp_path, raw, gz=False)
+    path = tmp_path / FILES[2]
+    data = bytearray(path.read_bytes())
+    data[500] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=f"{FILES[2]}: checksum mismatch"):
+        ensure_files(info, tmp_path, mirrors=(), offline=())
+
+
+def test_truncated_idx_payload_is_detected():
+    arr = np.zeros((3, 28, 28))
+    with pytest.raises(DataError, match="truncated"):
+        parse_idx(idx_bytes(arr)[:-10], "x")
+    with pytest.raises(DataError, match="not an idx"):
+        parse_idx(b"\x01\x02\x03\x04", "x")
+
+
+def test_real_mnist_split_is_seeded_disjoint_and_verified(mnist_dir):
+    a = load_data(DataConfig(data_dir=str(mnist_dir), val_size=5000, split_seed=0))
+    b = load_data(DataConfig(data_dir=str(mnist_dir), val_size=5000, split_seed=0))
+    c = load_data(DataConfig(data_dir=str(mnist_dir), val_size=5000, split_seed=1))
+    assert a.info["md5"] == REGISTRY["mnist"].md5
+    assert (len(a.train_x), len(a.val_x), len(a.test_x)) == (55_000, 5_000, 10_000)
+    assert torch.equal(a.val_x, b.val_x) and not torch.equal(a.val_x, c.val_x)
+    # no validation image is also a training image (compare exact pixel rows)
+    train_keys = {hash(r.numpy().tobytes()) for r in a.train_x[:, 0, 14]}
+    assert sum(hash(r.numpy().tobytes()) in train_keys for r in a.val_x[:200, 0, 14]) < 20
+    assert abs(a.train_x.mean().item()) < 0.05 and abs(a.train_x.std().item() - 1) < 0.05
+    assert a.train_y.bincount().min() > 4000
+
+
+def test_augmentation_keeps_shape_moves_pixels_and_fills_background(small_data):
+    x = small_data.train_x[:64]
+    g = torch.Generator().manual_seed(0)
+    assert augment(x, 0, 0, small_data.background, g) is x
+    y = augment(x, 10, 0.1, small_data.background, g)
+    assert y.shape == x.shape and not torch.allclose(x, y)
+    # the corner pixels are background before and after (digits are centred)
+    assert torch.allclose(y[:, :, 0, 0], torch.full_like(y[:, :, 0, 0], small_data.background), atol=1e-5)
+    # a shift-only augmentation preserves total ink (up to border clipping/interpolation)
+    z = augment(x, 0, 0.05, small_data.background, g)
+    ink = lambda t: (t - small_data.background).sum((1, 2, 3))
+    assert torch.allclose(ink(z), ink(x), rtol=0.1)

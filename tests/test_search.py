@@ -1,0 +1,89 @@
+"""The search end to end: the real CLI on a real-MNIST subset, checked in the stored study."""
+import optuna
+import pytest
+
+from budgetnas import leaderboard as lb
+from budgetnas.cli import main
+from budgetnas.search import default_storage_url, redact
+
+
+def run(args, mnist_dir, tmp_path, study="t"):
+    return main(["search", *args, "--train-limit", "1200", "--val-size", "500", "--data-dir", str(mnist_dir),
+                 "--study", study, "--storage", f"sqlite:///{tmp_path}/s.db", "--artifacts", str(tmp_path / "w"),
+                 "--no-progress", "--threads", "2"])
+
+
+@pytest.fixture(scope="module")
+def searched(mnist_dir, tmp_path_factory):
+    """A real random-sampler search at a tight budget: some candidates are rejected."""
+    tmp = tmp_path_factory.mktemp("search")
+    assert run(["--budget", "1500", "--trials", "4", "--sampler", "random", "--seed", "3"], mnist_dir, tmp) == 0
+    study = optuna.load_study(study_name="t", storage=f"sqlite:///{tmp}/s.db")
+    return tmp, study
+
+
+def test_trained_models_are_within_budget_and_stored(searched):
+    tmp, study = searched
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) + sum(1 for t in study.trials if t.state == optuna.trial.TrialState.PRUNED
+                               and not t.user_attrs.get("rejected")) == 4
+    assert complete
+    for t in complete:
+        a = t.user_attrs
+        assert a["params"] <= 1500 == a["budget"]
+        assert 0.1 < a["val_acc"] <= 1 and 0.1 < a["test_acc"] <= 1 and t.value == a["val_acc"]
+        assert a["macs"] > 0 and a["seconds"] > 0 and a["spec"]["layers"] and a["recipe"]["lr"] > 0
+        assert (tmp / "w" / f"trial_{t.number}.pt").exists()
+        assert t.system_attrs["constraints:params_over_budget"] == a["params"] - 1500 <= 0
+        assert len(t.intermediate_values) >= 4  # reported inside the single epoch
+
+
+def test_rejected_candidates_are_never_built_and_end_fast(searched):
+    tmp, study = searched
+    rejected = [t for t in study.trials if t.user_attrs.get("rejected")]
+    assert rejected, "a 1,500-parameter budget should reject some sampled candidates"
+    for t in rejected:
+        assert t.state == optuna.trial.TrialState.PRUNED
+        assert t.user_attrs["params"] > 1500
+        assert t.system_attrs["constraints:params_over_budget"] == t.user_attrs["params"] - 1500 > 0
+        assert "val_acc" not in t.user_attrs and not t.intermediate_values
+        assert not (tmp / "w" / f"trial_{t.number}.pt").exists()
+    # ~20 ms each on an idle machine (storage writes); the bound leaves room for a loaded
+    # CI machine but not for building or training a model (seconds)
+    durations = sorted((t.datetime_complete - t.datetime_start).total_seconds() for t in rejected)
+    assert durations[len(durations) // 2] < 0.1 and durations[-1] < 0.5, durations
+
+
+def test_leaderboard_is_readable_from_the_storage(searched, capsys):
+    tmp, study = searched
+    entries = lb.build(study.trials)
+    assert entries and entries == sorted(entries, key=lambda e: -e.val_acc)
+    assert all(e.params <= 1500 for e in entries)
+    assert main(["leaderboard", "--study", "t", "--storage", f"sqlite:///{tmp}/s.db"]) == 0
+    out = capsys.readouterr().out
+    assert "val acc" in out and f"{entries[0].params:,}" in out
+
+
+def test_rerun_resumes_the_same_study(searched, mnist_dir):
+    tmp, study = searched
+    before = len(study.trials)
+    assert run(["--budget", "1500", "--trials", "5", "--sampler", "random", "--seed", "3"], mnist_dir, tmp) == 0
+    study = optuna.load_study(study_name="t", storage=f"sqlite:///{tmp}/s.db")
+    trained = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+               and not t.user_attrs.get("rejected")]
+    assert len(trained) == 5 and len(study.trials) > before
+    assert [t.number for t in study.trials] == list(range(len(study.trials)))
+
+
+def test_rerun_with_another_budget_is_refused(searched, mnist_dir, capsys):
+    tmp, _ = searched
+    assert run(["--budget", "9999", "--trials", "5"], mnist_dir, tmp) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "budget=1500" in err
+
+
+def test_storage_defaults_and_redaction():
+    assert default_storage_url("x") == "sqlite:///studies/x.db"
+    assert default_storage_url("x", workers=2) == "journal:studies/x.journal"
+    assert redact("postgresql://bob:s3cret@db:5432/nas") == "postgresql://bob:***@db:5432/nas"
+    assert redact("sqlite:///a.db") == "sqlite:///a.db"
