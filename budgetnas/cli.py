@@ -74,6 +74,11 @@ def build_parser() -> Parser:
     s.add_argument("--threads", type=int, help="torch threads per worker (default: cores / workers)")
     s.add_argument("--warm-start", choices=["presets"], help="enqueue the seed models that fit the budget first")
     s.add_argument("--no-progress", action="store_true", help="no progress bars (one line per trial only)")
+    s.add_argument("--train-fraction", type=float, default=1.0,
+                   help="data-subset fidelity: train each trial on this share of the training set (default 1)")
+    s.add_argument("--subset", default="random", choices=["random", "kmeans"],
+                   help="how --train-fraction picks images: random, or a k-means coreset per class")
+    s.add_argument("--curriculum", action="store_true", help="order the subset easy-to-hard in the first epoch")
     add_data_args(s)
     s.set_defaults(func=cmd_search)
 

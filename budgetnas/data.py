@@ -192,10 +192,11 @@ class Data:
     test_y: torch.Tensor
     background: float  # the normalised value of a black pixel (fill for augmentation)
     info: dict = field(default_factory=dict)  # dataset, checksums, split seed, sizes
+    ordered: bool = False  # train in the stored order in epoch 1 (curriculum), shuffled after
 
     def to(self, device: torch.device | str) -> "Data":
         moved = {k: getattr(self, k).to(device) for k in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")}
-        return Data(**moved, background=self.background, info=self.info)
+        return Data(**moved, background=self.background, info=self.info, ordered=self.ordered)
 
 
 def _normalise(images: np.ndarray, info: DatasetInfo) -> torch.Tensor:
@@ -217,15 +218,66 @@ def load_data(cfg: DataConfig, mirrors: tuple[str, ...] | None = None, offline: 
     if cfg.train_limit:
         train_idx = train_idx[: cfg.train_limit]
     x_all, y_all = _normalise(train_x, info), torch.from_numpy(train_y.astype(np.int64))
+    if cfg.train_fraction < 1.0:
+        keep = select_subset(x_all[train_idx], y_all[train_idx], cfg.train_fraction, cfg.subset_method,
+                             cfg.curriculum, cfg.split_seed)
+        train_idx = train_idx[keep]
     data = Data(
         train_x=x_all[train_idx].contiguous(), train_y=y_all[train_idx].contiguous(),
         val_x=x_all[val_idx].contiguous(), val_y=y_all[val_idx].contiguous(),
         test_x=_normalise(arr[FILES[2]], info), test_y=torch.from_numpy(arr[FILES[3]].astype(np.int64)),
-        background=(0.0 - info.mean) / info.std,
+        background=(0.0 - info.mean) / info.std, ordered=cfg.curriculum and cfg.train_fraction < 1.0,
         info={"dataset": cfg.dataset, "md5": dict(info.md5), "split_seed": cfg.split_seed, "val_size": cfg.val_size,
-              "train_size": int(len(train_idx)), "test_size": int(len(arr[FILES[2]])), "data_dir": str(directory)},
+              "train_size": int(len(train_idx)), "train_fraction": cfg.train_fraction,
+              "subset_method": cfg.subset_method if cfg.train_fraction < 1 else None, "curriculum": cfg.curriculum,
+              "test_size": int(len(arr[FILES[2]])), "data_dir": str(directory)},
     )
     return data
+
+
+# --- data-subset fidelity ------------------------------------------------------------------
+def kmeans(x: torch.Tensor, k: int, iters: int = 10, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Plain Lloyd k-means (k-means++-free: random init from the data). Returns
+    (centroids k x d, assignment n)."""
+    centroids = x[torch.randperm(len(x), generator=generator)[:k]].clone()
+    assign = torch.zeros(len(x), dtype=torch.long)
+    for _ in range(iters):
+        assign = torch.cdist(x, centroids).argmin(1)
+        sums = torch.zeros_like(centroids).index_add_(0, assign, x)
+        counts = torch.bincount(assign, minlength=k).clamp_min(1).unsqueeze(1).to(x.dtype)
+        centroids = torch.where(counts > 0, sums / counts, centroids)
+    return centroids, assign
+
+
+def select_subset(x: torch.Tensor, y: torch.Tensor, fraction: float, method: str = "random",
+                  curriculum: bool = False, seed: int = 0) -> torch.Tensor:
+    """Indices of a class-balanced subset with ``fraction`` of the images.
+
+    random: a seeded random sample per class. kmeans: per class, k-means with as many
+    clusters as images to keep (on 14x14 downsampled pixels), keeping the image nearest
+    each centroid (a coreset that covers the class's modes). curriculum: order the subset
+    easy-to-hard, by distance to the class mean (typical digits first); otherwise the
+    order is by class and the trainer shuffles it.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    small = F.avg_pool2d(x, 2).flatten(1)  # 14x14: 4x cheaper distances, same structure
+    keep, hardness = [], []
+    for c in y.unique().tolist():
+        idx = (y == c).nonzero().squeeze(1)
+        k = max(1, round(fraction * len(idx)))
+        feats = small[idx]
+        if method == "kmeans":
+            centroids, _ = kmeans(feats, k, generator=gen)
+            nearest = torch.cdist(centroids, feats).argmin(1).unique()
+            chosen = idx[nearest]
+        else:
+            chosen = idx[torch.randperm(len(idx), generator=gen)[:k]]
+        keep.append(chosen)
+        hardness.append((small[chosen] - feats.mean(0)).norm(dim=1))
+    keep_t, hard_t = torch.cat(keep), torch.cat(hardness)
+    if curriculum:
+        keep_t = keep_t[hard_t.argsort()]
+    return keep_t
 
 
 # --- augmentation ------------------------------------------------------------------------

@@ -38,7 +38,7 @@ def run_search(cfg: SearchConfig, url: str, progress: bool = True, worker: int =
     data = load_data(cfg.data).to(device)  # bad data fails here, before any storage is touched
     storage = open_storage(url, heartbeat=not url.startswith(("journal:", "sqlite")))
     study = create_or_load_study(cfg, storage, worker)
-    out = (lambda *a: None) if quiet else print
+    out = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     out(f"study {cfg.study!r} in {redact(url)}  ({len(study.trials)} trials so far)")
     out(f"watch it live:  budgetnas dashboard --study {cfg.study} --storage {redact(url)}")
     out(f"data: {data.info['dataset']} train {data.info['train_size']:,} / val {data.info['val_size']:,} / "

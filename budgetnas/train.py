@@ -104,7 +104,9 @@ def train(model: nn.Module, data: Data, recipe: Recipe, *, device: torch.device 
     point_no = 0
     done = 0
     for epoch in range(recipe.epochs):
-        perm = torch.randperm(n, generator=gen).to(device)
+        # a curriculum keeps its easy-to-hard order for the first epoch only
+        perm = torch.arange(n) if data.ordered and epoch == 0 else torch.randperm(n, generator=gen)
+        perm = perm.to(device)
         loss_sum = torch.zeros((), device=device)
         for step in range(1, steps + 1):
             idx = perm[(step - 1) * bs: step * bs]
