@@ -123,3 +123,41 @@ def test_augmentation_keeps_shape_moves_pixels_and_fills_background(small_data):
     z = augment(x, 0, 0.05, small_data.background, g)
     ink = lambda t: (t - small_data.background).sum((1, 2, 3))
     assert torch.allclose(ink(z), ink(x), rtol=0.1)
+
+
+@pytest.mark.parametrize("method", ["random", "kmeans"])
+def test_subset_is_class_balanced_and_of_the_asked_size(small_data, method):
+    from budgetnas.data import select_subset
+    x, y = small_data.train_x, small_data.train_y
+    keep = select_subset(x, y, 0.25, method, seed=0)
+    assert len(keep.unique()) == len(keep)
+    assert abs(len(keep) - 500) <= (30 if method == "kmeans" else 10)  # k-means may merge a few clusters
+    per_class = torch.bincount(y[keep], minlength=10).float() / torch.bincount(y, minlength=10).float()
+    assert per_class.min() > 0.15 and per_class.max() < 0.3
+
+
+def test_kmeans_coreset_covers_the_data_better_than_random(small_data):
+    from budgetnas.data import select_subset
+    x, y = small_data.train_x, small_data.train_y
+    flat = torch.nn.functional.avg_pool2d(x, 2).flatten(1)
+
+    def coverage(keep):  # mean distance from each image to its nearest kept image of its class
+        d = []
+        for c in range(10):
+            members, kept = flat[y == c], flat[keep][y[keep] == c]
+            d.append(torch.cdist(members, kept).min(1).values.mean())
+        return torch.stack(d).mean().item()
+
+    assert coverage(select_subset(x, y, 0.1, "kmeans", seed=0)) < coverage(select_subset(x, y, 0.1, "random", seed=0))
+
+
+def test_curriculum_orders_the_subset_easy_to_hard(mnist_dir):
+    from budgetnas.config import DataConfig
+    d = load_data(DataConfig(data_dir=str(mnist_dir), val_size=500, train_limit=2000, train_fraction=0.2,
+                             subset_method="kmeans", curriculum=True))
+    assert d.ordered and len(d.train_x) == pytest.approx(400, abs=20)
+    assert d.info["train_fraction"] == 0.2 and d.info["subset_method"] == "kmeans"
+    flat = torch.nn.functional.avg_pool2d(d.train_x, 2).flatten(1)
+    means = torch.stack([flat[d.train_y == c].mean(0) for c in range(10)])
+    dist = (flat - means[d.train_y]).norm(dim=1)
+    assert dist[:100].mean() < 0.8 * dist[-100:].mean()
