@@ -31,6 +31,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def tier_list(text: str) -> list[int]:
+    """'2k,5k,10k,25k' -> [2000, 5000, 10000, 25000]."""
+    tiers = [positive_int(t.strip()) for t in text.split(",") if t.strip()]
+    if not tiers or min(tiers) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of parameter counts like 2k,5k,10k,25k")
+    return sorted(set(tiers))
+
+
 def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="mnist", help=f"one of {', '.join(DATASETS)} (default mnist)")
     p.add_argument("--data-dir", help="folder with the idx files (default: $BUDGETNAS_DATA or the user cache dir)")
@@ -90,10 +98,27 @@ def build_parser() -> Parser:
 
     lb = sub.add_parser("leaderboard", help="the study's best models, recomputed from the storage")
     add_study_args(lb)
-    lb.add_argument("--top", type=int, default=10)
-    lb.add_argument("--sort", default="accuracy", choices=["accuracy", "efficiency", "params"])
+    lb.add_argument("--top", type=int, default=10, help="show the K best completed trials (default 10)")
+    lb.add_argument("--sort", default="accuracy", choices=["accuracy", "efficiency", "params"],
+                    help="rank by val accuracy, by the efficiency score (README) or by size (default accuracy)")
+    lb.add_argument("--format", default="table", choices=["table", "csv", "json", "markdown"],
+                    help="output format (default table)")
+    lb.add_argument("--tiers", type=tier_list,
+                    help="budget tiers for 'best per tier', e.g. 2k,5k,10k,25k (default: from the study's budget)")
     lb.add_argument("--all", action="store_true", help="also list pruned, rejected and failed trials")
     lb.set_defaults(func=cmd_leaderboard)
+
+    rp = sub.add_parser("report", help="one self-contained HTML report of a study (works offline)")
+    add_study_args(rp)
+    rp.add_argument("--out", default="report.html", help="HTML file to write (default report.html)")
+    rp.set_defaults(func=cmd_report)
+
+    db = sub.add_parser("dashboard", help="serve optuna-dashboard on a study's storage (live while a search runs)")
+    add_study_args(db)
+    db.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    db.add_argument("--host", default="127.0.0.1",
+                    help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it)")
+    db.set_defaults(func=cmd_dashboard)
 
     pr = sub.add_parser("presets", help="the seed architectures A-E with parameters and MACs")
     pr.set_defaults(func=cmd_presets)
@@ -111,8 +136,9 @@ def load_existing_study(args: argparse.Namespace):
     import optuna
     from .search import open_storage, redact
     url = storage_url(args)
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
-        raise ConfigError(f"no study storage at {url}: run 'budgetnas search' first or pass --storage")
+    for prefix in ("sqlite:///", "journal:"):  # opening a missing file would create it
+        if url.startswith(prefix) and not Path(url[len(prefix):]).is_file():
+            raise ConfigError(f"no study storage at {url}: run 'budgetnas search' first or pass --storage")
     storage = open_storage(url)
     names = [s.study_name for s in optuna.get_all_study_summaries(storage)] if hasattr(optuna, "get_all_study_summaries") \
         else optuna.get_all_study_names(storage)
@@ -179,11 +205,78 @@ def cmd_space(args: argparse.Namespace) -> int:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from . import leaderboard as lb
+    from .search import redact
+    if args.top < 1:
+        raise ConfigError(f"--top must be at least 1 (got {args.top})")
     study = load_existing_study(args)
-    entries = lb.build(study.get_trials(deepcopy=False), sort=args.sort, include_all=args.all)
+    trials = study.get_trials(deepcopy=False)
+    everything = lb.build(trials, sort=args.sort, include_all=True)
+    entries = everything if args.all else [e for e in everything if e.state == "complete"]
     done = [e for e in entries if e.state == "complete"]
     shown = done[: args.top] + [e for e in entries if e.state != "complete"]
-    print(lb.format_table(shown))
+    budget = study_budget(study, everything)
+    tiers = args.tiers or (lb.default_tiers(budget) if budget else [])
+    best = lb.best_per_tier(done, tiers)
+    if args.format == "csv":
+        print(lb.format_csv(shown), end="")
+    elif args.format == "json":
+        print(lb.format_json(shown, best, study=study.study_name, storage=redact(storage_url(args)),
+                             budget=budget, sort=args.sort, pareto=sorted(e.trial for e in done if e.pareto),
+                             counts=lb.state_counts(everything)))
+    elif args.format == "markdown":
+        print(lb.format_markdown(shown, best))
+    else:
+        counts = ", ".join(f"{n} {state}" for state, n in lb.state_counts(everything).items()) or "no trials"
+        print(f"study {study.study_name!r} in {redact(storage_url(args))}: "
+              f"budget {budget:,} params; {counts}" if budget else f"study {study.study_name!r}: {counts}")
+        if not done:
+            print("no completed trial yet: the table fills in as 'budgetnas search' finishes trials")
+        print(lb.format_table(shown, arch=True))
+        print(f"sorted by {args.sort}; * = on the accuracy/params Pareto front; "
+              f"score = efficiency: val acc % - {lb.PP_PER_DOUBLING} x log2(params/{lb.REFERENCE_PARAMS})")
+        if best:
+            print("\nbest per budget tier (most accurate with params <= tier)")
+            print(lb.format_tiers(best))
+    return 0
+
+
+def study_budget(study, entries) -> int | None:
+    """The study's budget: its pinned settings, else the largest budget its trials recorded."""
+    budget = (study.user_attrs.get("settings") or {}).get("budget")
+    return budget or max((e.budget for e in entries if e.budget), default=None)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import check_writable, write_report
+    from .search import redact
+    out = Path(args.out)
+    check_writable(out)  # before the (slow) storage read and plots
+    study = load_existing_study(args)
+    path = write_report(study, out, storage_label=redact(storage_url(args)))
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, self-contained, works offline): open it in a browser")
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from .dashboard import publish_plots, serve
+    from .search import redact
+    if not 0 < args.port < 65536:
+        raise ConfigError(f"--port must be in 1..65535 (got {args.port})")
+    study = load_existing_study(args)
+    server = serve(study._storage, args.host, args.port)  # ConfigError if the port is busy
+    try:
+        publish_plots(study)  # the Pareto and leaderboard plots on the study page, fresh
+    except Exception as e:  # e.g. a read-only storage: serve what is there
+        print(f"note: could not refresh the study's plots ({type(e).__name__}); serving as stored", file=sys.stderr)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"optuna-dashboard for study {study.study_name!r} in {redact(storage_url(args))}")
+    print(f"open http://{host}:{server.server_port}/dashboard/studies/{study._study_id}  (Ctrl-C stops it)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
     return 0
 
 
@@ -210,3 +303,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("budgetnas: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # output piped into head & co: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -50,12 +50,20 @@ class Entry:
 
 
 def efficiency(val_acc: float, params: int) -> float:
-    """Accuracy-per-parameter score, in accuracy points.
+    """Accuracy-per-parameter score, in accuracy points (higher is better).
 
     ``100 * val_acc - PP_PER_DOUBLING * log2(params / 1000)``: a model may use twice the
-    parameters only if that buys at least half a point of accuracy. Unlike acc/params,
-    a tiny useless model cannot win (a 300-parameter net at 90% scores 90.9; a 20k net at
-    99% scores 96.8), and among equally accurate models the smaller one ranks first.
+    parameters only if that buys at least half a point of validation accuracy, and half
+    the parameters are worth giving up at most half a point.
+
+    Why a tiny useless model cannot win: the size term is logarithmic, so it moves little
+    over the whole range a budget allows. Between the smallest net the space can build
+    (246 params) and a 25k budget there are 6.7 doublings, worth 3.3 points at most;
+    accuracy differences between useful and useless models are tens of points. (A plain
+    acc/params ratio would do the opposite: a 250-param net at 50% "beats" a 20k net at
+    99% by a factor 40.) Examples: 300 params at 90% scores 90.9; 20k params at 99%
+    scores 96.8; 20k params at 10% (chance) scores 7.8. Among equally accurate models
+    the smaller one ranks first.
     """
     return 100.0 * val_acc - PP_PER_DOUBLING * math.log2(max(params, 1) / REFERENCE_PARAMS)
 
@@ -91,7 +99,7 @@ def pareto_front(entries: Iterable[Entry]) -> set[int]:
 
 SORTS = {
     "accuracy": lambda e: (-(e.val_acc or 0), e.params or 0, e.trial),
-    "efficiency": lambda e: (-(e.score or -1e9), e.trial),
+    "efficiency": lambda e: (-(e.score if e.score is not None else -1e9), e.trial),
     "params": lambda e: (e.params or 0, -(e.val_acc or 0), e.trial),
 }
 
@@ -111,11 +119,12 @@ def build(trials: Iterable[Any], sort: str = "accuracy", include_all: bool = Fal
 
 
 def default_tiers(budget: int) -> list[int]:
-    """Budget tiers: the budget and its successive halvings down to about 1/10 of it."""
-    tiers, b = [], budget
-    while b >= max(1, budget // 10) and len(tiers) < 5:
-        tiers.append(int(b))
-        b //= 2
+    """Budget tiers: the round 1-2-5 numbers (1k, 2k, 5k, 10k, ...) from budget/16 up to
+    below the budget, then the budget itself: 20,000 -> 2k, 5k, 10k, 20k; 25,000 -> 2k,
+    5k, 10k, 20k, 25k. At most five tiers."""
+    tiers = {int(budget)}
+    for exp in range(len(str(int(budget))) + 1):
+        tiers.update(t for t in (10 ** exp, 2 * 10 ** exp, 5 * 10 ** exp) if budget / 16 <= t < budget)
     return sorted(tiers)
 
 
@@ -147,8 +156,118 @@ def rows(entries: list[Entry]) -> list[list[str]]:
     return out
 
 
-def format_table(entries: list[Entry]) -> str:
-    body = rows(entries)
-    widths = [max(len(c), *(len(r[i]) for r in body)) if body else len(c) for i, c in enumerate(COLUMNS)]
-    line = lambda cells: "  ".join(s.rjust(w) for s, w in zip(cells, widths))
-    return "\n".join([line(COLUMNS), line(["-" * w for w in widths]), *map(line, body)])
+def format_table(entries: list[Entry], arch: bool = False) -> str:
+    """A plain-text table; with arch, a last column with the architecture string."""
+    if not arch:
+        return _plain_table(COLUMNS, rows(entries))
+    return _plain_table(MD_COLUMNS, [[*r, arch_summary(e.spec)] for r, e in zip(rows(entries), entries)])
+
+
+# --- summaries and output formats (table, CSV, JSON, markdown) ------------------------------
+def arch_summary(spec: dict | None) -> str:
+    """A short architecture string: conv widths (':k' for non-3x3 kernels), P for a 2x2
+    max pool, then the head, e.g. '8 8 P 16 16 P 32 | gap fc64'."""
+    if not spec:
+        return "-"
+    parts = []
+    for layer in spec.get("layers", []):
+        if layer.get("kind") == "pool":
+            parts.append("P")
+        else:
+            k = layer.get("kernel", 3)
+            parts.append(f"{layer.get('out')}" + ("" if k == 3 else f":{k}"))
+    if not spec.get("linear", True):
+        head = "gap (conv logits)"
+    else:
+        head = " ".join(["flat" if spec.get("head") == "flatten" else "gap", *(f"fc{h}" for h in spec.get("hidden", ()))])
+    return f"{' '.join(parts)} | {head}"
+
+
+def state_counts(entries: Iterable[Entry]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for e in entries:
+        counts[e.state] = counts.get(e.state, 0) + 1
+    return counts
+
+
+def records(entries: list[Entry]) -> list[dict[str, Any]]:
+    """One plain dict per entry with its rank (None unless complete) and arch string."""
+    out, rank = [], 0
+    for e in entries:
+        rank += e.state == "complete"
+        out.append({"rank": rank if e.state == "complete" else None, **e.to_dict(), "arch": arch_summary(e.spec)})
+    return out
+
+
+CSV_FIELDS = ("rank", "trial", "state", "val_acc", "test_acc", "params", "macs", "budget", "budget_use", "seconds",
+              "score", "pareto", "preset", "arch", "spec")
+
+
+def format_csv(entries: list[Entry]) -> str:
+    """CSV with a header row; accuracies as fractions, the spec as compact JSON."""
+    import csv
+    import io
+    import json
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in records(entries):
+        r["spec"] = json.dumps(r["spec"], sort_keys=True, separators=(",", ":")) if r["spec"] else ""
+        w.writerow({k: "" if r[k] is None else r[k] for k in CSV_FIELDS})
+    return buf.getvalue()
+
+
+def tier_records(best: list[tuple[int, Entry | None]]) -> list[dict[str, Any]]:
+    return [{"tier": t, "trial": e.trial if e else None, "val_acc": e.val_acc if e else None,
+             "test_acc": e.test_acc if e else None, "params": e.params if e else None} for t, e in best]
+
+
+def format_json(entries: list[Entry], best: list[tuple[int, Entry | None]] | None = None,
+                counts: dict[str, int] | None = None, **meta: Any) -> str:
+    """{**meta, counts (trials per state; default: of these entries), entries: [...],
+    tiers: [...]}; accuracies as fractions, seconds of training."""
+    import json
+    doc = {**meta, "counts": counts if counts is not None else state_counts(entries), "entries": records(entries),
+           "tiers": tier_records(best or [])}
+    return json.dumps(doc, indent=2, sort_keys=False)
+
+
+MD_COLUMNS = (*COLUMNS, "arch")
+
+
+def _md_table(header: Iterable[str], body: list[list[str]]) -> str:
+    header = list(header)
+    esc = lambda s: str(s).replace("|", "\\|")
+    align = ["---" if h == "arch" else "---:" for h in header]  # text left, numbers right
+    lines = ["| " + " | ".join(map(esc, header)) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(map(esc, r)) + " |" for r in body]
+    return "\n".join(lines)
+
+
+def format_markdown(entries: list[Entry], best: list[tuple[int, Entry | None]] | None = None) -> str:
+    body = [[*r, arch_summary(e.spec)] for r, e in zip(rows(entries), entries)]
+    out = _md_table(MD_COLUMNS, body) + "\n\n\\* on the accuracy/params Pareto front"
+    if best:
+        out += "\n\n**Best per budget tier**\n\n" + _md_table(TIER_COLUMNS, tier_rows(best))
+    return out
+
+
+TIER_COLUMNS = ("params <=", "trial", "val acc %", "test acc %", "params")
+
+
+def tier_rows(best: list[tuple[int, Entry | None]]) -> list[list[str]]:
+    return [[f"{t:,}", str(e.trial), _pct(e.val_acc), _pct(e.test_acc), f"{e.params:,}"] if e else
+            [f"{t:,}", "-", "-", "-", "-"] for t, e in best]
+
+
+def _plain_table(header: Iterable[str], body: list[list[str]]) -> str:
+    header = list(header)
+    widths = [max(len(c), *(len(r[i]) for r in body)) if body else len(c) for i, c in enumerate(header)]
+    # numbers right-aligned; the free-text arch column left-aligned
+    line = lambda cells: "  ".join(s.ljust(w) if h == "arch" else s.rjust(w)
+                                   for s, w, h in zip(cells, widths, header)).rstrip()
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, body)])
+
+
+def format_tiers(best: list[tuple[int, Entry | None]]) -> str:
+    return _plain_table(TIER_COLUMNS, tier_rows(best))

@@ -211,7 +211,9 @@ def architecture_note(spec: ArchSpec, params: int, budget: int) -> str:
     from .space import layer_table
     rows = ["| layer | output | params |", "|---|---|---|"]
     rows += [f"| {r['layer']} | {'x'.join(map(str, r['shape']))} | {r['params']:,} |" for r in layer_table(spec)]
-    return f"**{params:,} params** ({100 * params / budget:.1f}% of the {budget:,} budget)\n\n" + "\n".join(rows)
+    verdict = " **over budget: rejected, never built**" if params > budget else ""
+    return (f"**{params:,} params** ({100 * params / budget:.1f}% of the {budget:,} budget){verdict}\n\n"
+            + "\n".join(rows))
 
 
 class Objective:
@@ -236,6 +238,7 @@ class Objective:
         trial.set_constraint("params_over_budget", float(params - cfg.budget))
         trial.set_user_attr("params", params)
         trial.set_user_attr("budget", cfg.budget)
+        self._note(trial, spec, params)
         if params > cfg.budget:  # rejected before any model exists (few storage writes: ~ms)
             trial.set_user_attr("spec", spec.to_dict())
             trial.set_user_attr("rejected", f"{params} params > budget {cfg.budget}")
@@ -250,7 +253,6 @@ class Objective:
         for key, value in (("spec", spec.to_dict()), ("recipe", recipe.to_dict()), ("macs", macs(spec)),
                            ("seed", seed), ("budget_use", params / cfg.budget)):
             trial.set_user_attr(key, value)
-        self._note(trial, spec, params)
         torch.manual_seed(seed)
         model = build_model(spec)
         last: dict = {}
@@ -331,8 +333,10 @@ def optimize(study: optuna.Study, objective: Objective, cfg: SearchConfig,
     command resumes an interrupted search) or cfg.timeout passes. KeyboardInterrupt
     propagates after Optuna marks the running trial failed."""
     target = cfg.trials
+    publish = DashboardPublisher()
 
     def stop_when_done(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+        publish(study)
         if after_trial is not None:
             after_trial()
         if target is not None and trained_count(study) >= target:
@@ -342,5 +346,27 @@ def optimize(study: optuna.Study, objective: Objective, cfg: SearchConfig,
         return
     # n_trials caps asks as a guard: rejected trials take ~ms, but never loop forever
     cap = None if target is None else 50 * target
-    study.optimize(objective, n_trials=cap, timeout=cfg.timeout, callbacks=[stop_when_done], catch=(),
-                   gc_after_trial=False, show_progress_bar=False)
+    try:
+        study.optimize(objective, n_trials=cap, timeout=cfg.timeout, callbacks=[stop_when_done], catch=(),
+                       gc_after_trial=False, show_progress_bar=False)
+    finally:
+        publish(study, force=True)
+
+
+class DashboardPublisher:
+    """Refreshes the study's Pareto and leaderboard plots for optuna-dashboard after
+    trials, at most every ``every`` seconds (rejected trials end in milliseconds). A
+    convenience: it never fails a search."""
+
+    def __init__(self, every: float = 5.0):
+        self.every, self.last = every, -math.inf
+
+    def __call__(self, study: optuna.Study, force: bool = False) -> None:
+        if not force and time.monotonic() - self.last < self.every:
+            return
+        self.last = time.monotonic()
+        try:
+            from .dashboard import publish_plots
+            publish_plots(study)
+        except Exception:
+            pass

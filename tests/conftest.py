@@ -24,3 +24,26 @@ def small_data(mnist_dir):
     from budgetnas.config import DataConfig
     from budgetnas.data import load_data
     return load_data(DataConfig(data_dir=str(mnist_dir), val_size=1000, train_limit=2000))
+
+
+# --- a real study (leaderboard, report, dashboard tests) ------------------------------------
+@pytest.fixture(scope="session")
+def real_study(mnist_dir, tmp_path_factory):
+    """A real SQLite study made by a real 'budgetnas search' (budget 5,000): 3 trained
+    trials on 1,000 training images (small budget and data keep it to seconds). Returns
+    (study name, storage URL). Tests must not modify it: copy the .db file first."""
+    from budgetnas.cli import main
+    d = tmp_path_factory.mktemp("study")
+    url = f"sqlite:///{d}/s.db"
+    rc = main(["search", "--budget", "5000", "--trials", "3", "--train-limit", "1000", "--val-size", "500",
+               "--data-dir", str(mnist_dir), "--study", "t", "--storage", url, "--no-progress"])
+    assert rc == 0
+    return "t", url
+
+
+def copy_sqlite(src: str | Path, dst: str | Path) -> None:
+    """Copy an SQLite storage that may still be open in this process: it runs in WAL
+    mode, so the main file alone can miss recent commits; SQLite's backup API cannot."""
+    import sqlite3
+    with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
+        a.backup(b)

@@ -1,0 +1,218 @@
+"""leaderboard.py: the score, the Pareto front, tiers and output formats (pure, on
+hand-made trials), and `budgetnas leaderboard` on a real study."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from types import SimpleNamespace
+
+import pytest
+
+
+from budgetnas import leaderboard as lb
+from budgetnas.cli import main
+from conftest import copy_sqlite
+
+
+def trial(number, state="COMPLETE", **attrs):
+    """A duck-typed trial like optuna's FrozenTrial (number, state.name, user_attrs)."""
+    return SimpleNamespace(number=number, state=SimpleNamespace(name=state), user_attrs=attrs)
+
+
+def done(number, acc, params, **kw):
+    return trial(number, val_acc=acc, test_acc=acc - 0.001, params=params, macs=params * 50, budget=20000,
+                 seconds=1.0, spec={"layers": [{"kind": "conv", "out": 8, "kernel": 3}, {"kind": "pool"}],
+                                    "head": "gap", "hidden": [32]}, **kw)
+
+
+TRIALS = [done(0, 0.95, 10000), done(1, 0.97, 18000), done(2, 0.90, 4000), done(3, 0.94, 12000),
+          done(4, 0.97, 19000), trial(5, "PRUNED", params=9000, budget=20000),
+          trial(6, "PRUNED", params=90000, budget=20000, rejected="90000 params > budget 20000"),
+          trial(7, "FAIL"), trial(8, "RUNNING", params=5000)]
+
+
+# --- the score --------------------------------------------------------------------------
+def test_efficiency_trades_half_a_point_per_doubling():
+    assert lb.efficiency(0.99, 1000) == pytest.approx(99.0)
+    assert lb.efficiency(0.99, 2000) == pytest.approx(98.5)
+    assert lb.efficiency(0.99, 500) == pytest.approx(99.5)
+    # more accurate is better at equal size; smaller is better at equal accuracy
+    assert lb.efficiency(0.98, 8000) > lb.efficiency(0.97, 8000)
+    assert lb.efficiency(0.98, 4000) > lb.efficiency(0.98, 8000)
+
+
+@pytest.mark.parametrize("tiny_params,tiny_acc", [(246, 0.11), (246, 0.50), (300, 0.90), (1000, 0.95)])
+def test_tiny_weak_model_cannot_beat_a_good_one(tiny_params, tiny_acc):
+    good = lb.efficiency(0.99, 20000)
+    assert lb.efficiency(tiny_acc, tiny_params) < good
+    # unlike accuracy per parameter, which the tiny model wins
+    assert tiny_acc / tiny_params > 0.99 / 20000
+
+
+def test_size_term_is_worth_at_most_a_few_points_over_a_budget():
+    from budgetnas.space import Space, smallest_params
+    spread = lb.efficiency(0.9, smallest_params(Space())) - lb.efficiency(0.9, 25000)
+    assert 3.0 < spread < 3.5
+
+
+# --- Pareto front, build, tiers -----------------------------------------------------------
+def test_pareto_front_keeps_only_undominated_trials():
+    entries = [lb.entry_from_trial(t) for t in TRIALS]
+    # 2 (4k, 90%) < 0 (10k, 95%) < 1 (18k, 97%); 3 is dominated by 0; 4 ties 1 in acc but is larger
+    assert lb.pareto_front(entries) == {2, 0, 1}
+
+
+def test_pareto_front_tie_on_params_keeps_the_more_accurate():
+    entries = [lb.entry_from_trial(t) for t in (done(0, 0.90, 5000), done(1, 0.92, 5000))]
+    assert lb.pareto_front(entries) == {1}
+
+
+def test_build_ranks_complete_trials_and_marks_states():
+    ranked = lb.build(TRIALS)
+    assert [e.trial for e in ranked] == [1, 4, 0, 3, 2]  # accuracy, then fewer params
+    assert [e.trial for e in lb.build(TRIALS, sort="params")] == [2, 0, 3, 1, 4]
+    assert [e.trial for e in lb.build(TRIALS, sort="efficiency")] == [1, 4, 0, 3, 2]
+    assert {e.trial for e in ranked if e.pareto} == {0, 1, 2}
+    assert all(e.score == pytest.approx(lb.efficiency(e.val_acc, e.params)) for e in ranked)
+    everything = lb.build(TRIALS, include_all=True)
+    assert [(e.trial, e.state) for e in everything[5:]] == [(5, "pruned"), (6, "rejected"), (7, "failed"),
+                                                            (8, "running")]
+    assert lb.state_counts(everything) == {"complete": 5, "pruned": 1, "rejected": 1, "failed": 1, "running": 1}
+
+
+def test_efficiency_sort_prefers_a_much_smaller_model_that_is_slightly_worse():
+    trials = [done(0, 0.955, 16000), done(1, 0.950, 2000)]  # 93.5 vs 94.5 points
+    assert [e.trial for e in lb.build(trials)] == [0, 1]
+    assert [e.trial for e in lb.build(trials, sort="efficiency")] == [1, 0]
+
+
+def test_default_tiers_are_round_numbers_up_to_the_budget():
+    assert lb.default_tiers(20000) == [2000, 5000, 10000, 20000]
+    assert lb.default_tiers(25000) == [2000, 5000, 10000, 20000, 25000]
+    assert lb.default_tiers(100_000) == [10_000, 20_000, 50_000, 100_000]
+    for budget in (300, 1234, 25000, 777_777):
+        tiers = lb.default_tiers(budget)
+        assert tiers[-1] == budget and len(tiers) <= 5 and tiers[0] >= budget / 16
+
+
+def test_best_per_tier():
+    best = dict(lb.best_per_tier(lb.build(TRIALS), [3000, 5000, 12000, 20000]))
+    assert best[3000] is None
+    assert best[5000].trial == 2
+    assert best[12000].trial == 0  # 95% at 10k beats 94% at 12k
+    assert best[20000].trial == 1  # 97% at 18k beats 97% at 19k
+
+
+# --- formats --------------------------------------------------------------------------
+def test_csv_parses_back():
+    entries = lb.build(TRIALS, include_all=True)
+    rows = list(csv.DictReader(io.StringIO(lb.format_csv(entries))))
+    assert len(rows) == len(entries)
+    assert tuple(rows[0]) == lb.CSV_FIELDS
+    assert rows[0]["trial"] == "1" and rows[0]["rank"] == "1" and float(rows[0]["val_acc"]) == 0.97
+    assert json.loads(rows[0]["spec"])["head"] == "gap"
+    assert rows[6]["state"] == "rejected" and rows[6]["rank"] == "" and rows[6]["val_acc"] == ""
+
+
+def test_json_carries_every_field_per_entry():
+    entries = lb.build(TRIALS, include_all=True)
+    best = lb.best_per_tier(entries, [5000, 20000])
+    doc = json.loads(lb.format_json(entries, best, study="s", budget=20000))
+    assert doc["study"] == "s" and doc["budget"] == 20000
+    assert doc["counts"]["complete"] == 5
+    for key in ("trial", "state", "val_acc", "test_acc", "params", "macs", "budget", "seconds", "spec", "pareto",
+                "score", "rank"):
+        assert all(key in e for e in doc["entries"]), key
+    first = doc["entries"][0]
+    assert (first["trial"], first["params"], first["macs"], first["pareto"]) == (1, 18000, 900000, True)
+    assert doc["tiers"] == [{"tier": 5000, "trial": 2, "val_acc": 0.90, "test_acc": pytest.approx(0.899),
+                             "params": 4000},
+                            {"tier": 20000, "trial": 1, "val_acc": 0.97, "test_acc": pytest.approx(0.969),
+                             "params": 18000}]
+
+
+def test_markdown_and_table():
+    entries = lb.build(TRIALS)
+    md = lb.format_markdown(entries, lb.best_per_tier(entries, [5000]))
+    lines = md.splitlines()
+    assert lines[0].startswith("| rank | trial | val acc %") and lines[0].endswith("| arch |")
+    assert set(lines[1]) <= set("|-:")
+    assert lines[2].startswith("| 1 | 1 | 97.00 |")
+    assert "**Best per budget tier**" in md and "| 5,000 | 2 | 90.00 |" in md
+    table = lb.format_table(entries, arch=True).splitlines()
+    assert table[0].split()[:3] == ["rank", "trial", "val"] and len(table) == 2 + len(entries)
+    assert table[2].split()[:3] == ["1", "1", "97.00"] and table[2].endswith("*  8 P | gap fc32")
+    assert table[3].endswith("    8 P | gap fc32")  # trial 4: same accuracy, larger: not on the front
+
+
+def test_arch_summary():
+    spec = {"layers": [{"kind": "conv", "out": 8, "kernel": 3}, {"kind": "conv", "out": 16, "kernel": 1},
+                       {"kind": "pool"}], "head": "flatten", "hidden": [64]}
+    assert lb.arch_summary(spec) == "8 16:1 P | flat fc64"
+    assert lb.arch_summary({**spec, "linear": False, "hidden": []}) == "8 16:1 P | gap (conv logits)"
+    assert lb.arch_summary(None) == "-"
+
+
+# --- the command on a real study -------------------------------------------------------------
+def test_leaderboard_command_all_formats(real_study, capsys):
+    name, url = real_study
+    args = ["leaderboard", "--study", name, "--storage", url]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"study '{name}'" in out and "budget 5,000 params" in out and "Pareto front" in out
+    assert "best per budget tier" in out and "5,000" in out
+
+    assert main(args + ["--format", "json", "--all"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    trained = [e for e in doc["entries"] if e["state"] == "complete"]
+    assert len(trained) >= 2 and doc["budget"] == 5000
+    assert [t["tier"] for t in doc["tiers"]] == [500, 1000, 2000, 5000]
+    for e in trained:
+        assert 0 <= e["val_acc"] <= 1 and 0 <= e["test_acc"] <= 1
+        assert 0 < e["params"] <= 5000 and e["macs"] > 0 and e["seconds"] > 0 and e["spec"]["layers"]
+    assert any(e["pareto"] for e in trained)
+    accs = [e["val_acc"] for e in trained]
+    assert accs == sorted(accs, reverse=True)
+
+    assert main(args + ["--format", "csv", "--top", "1"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 1 and rows[0]["trial"] == str(trained[0]["trial"])
+
+    assert main(args + ["--format", "markdown", "--tiers", "100,5k", "--sort", "params"]) == 0
+    md = capsys.readouterr().out
+    assert md.startswith("| rank | trial |") and "| 100 | - |" in md and "| 5,000 |" in md
+
+
+def test_leaderboard_is_recomputed_from_the_storage(real_study, tmp_path, capsys):
+    import optuna
+    name, url = real_study
+    copy = tmp_path / "copy.db"
+    copy_sqlite(url[len("sqlite:///"):], copy)
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{copy}")
+    study.add_trial(optuna.trial.create_trial(value=0.999, user_attrs={
+        "val_acc": 0.999, "test_acc": 0.998, "params": 300, "macs": 1000, "budget": 5000, "seconds": 1.0}))
+    assert main(["leaderboard", "--study", name, "--storage", f"sqlite:///{copy}", "--format", "json"]) == 0
+    first = json.loads(capsys.readouterr().out)["entries"][0]
+    assert (first["params"], first["pareto"], first["rank"]) == (300, True, 1)
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--study", "nope"], "no study 'nope'"),
+    (["--top", "0"], "--top must be at least 1"),
+    (["--tiers", "5k,abc"], "--tiers"),
+    (["--format", "xml"], "--format"),
+])
+def test_leaderboard_bad_input_is_one_line(real_study, capsys, extra, message):
+    _, url = real_study
+    assert main(["leaderboard", "--storage", url, "--study", "t", *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_leaderboard_missing_storage_is_one_line(tmp_path, capsys):
+    for url in (f"sqlite:///{tmp_path}/none.db", f"journal:{tmp_path}/none.journal"):
+        assert main(["leaderboard", "--storage", url]) == 2
+        err = capsys.readouterr().err
+        assert "no study storage" in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []  # nothing created
