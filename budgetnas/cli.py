@@ -122,6 +122,40 @@ def build_parser() -> Parser:
 
     pr = sub.add_parser("presets", help="the seed architectures A-E with parameters and MACs")
     pr.set_defaults(func=cmd_presets)
+
+    ex = sub.add_parser("export", help="write a trained trial as spec, standalone model.py, weights, TorchScript, "
+                                       "ONNX and manifest (never retrains)")
+    add_study_args(ex)
+    which = ex.add_mutually_exclusive_group()
+    which.add_argument("--trial", type=int, help="trial number to export")
+    which.add_argument("--rank", type=int, help="leaderboard rank to export (default 1: the best)")
+    ex.add_argument("--sort", default="accuracy", choices=["accuracy", "efficiency", "params"],
+                    help="the ranking --rank refers to (default accuracy)")
+    ex.add_argument("--out", help="output folder (default exports/STUDY-trialN)")
+    ex.add_argument("--artifacts", help="folder holding the study's trial_N.pt weights, if they moved")
+    ex.set_defaults(func=cmd_export)
+
+    tr = sub.add_parser("train", help="train an exported spec or a preset on the full training set; "
+                                      "save an export bundle")
+    tr.add_argument("spec", nargs="?", help="a spec.json, or an export folder (its spec and recipe)")
+    tr.add_argument("--preset", help="a seed architecture A-E instead of a spec (see 'budgetnas presets')")
+    tr.add_argument("--epochs", type=int, required=True, help="training epochs")
+    tr.add_argument("--seed", type=int, default=0, help="init, batch-order and augmentation seed (default 0)")
+    tr.add_argument("--out", help="output folder of the bundle (default exports/NAME-Eep)")
+    tr.add_argument("--budget", type=positive_int, help="refuse a spec with more trainable parameters than this")
+    tr.add_argument("--optimizer", help="recipe override: adamw, adam or sgd")
+    tr.add_argument("--lr", type=float, help="recipe override: peak learning rate")
+    tr.add_argument("--schedule", help="recipe override: onecycle, cosine or constant")
+    tr.add_argument("--batch-size", type=int, help="recipe override: batch size")
+    tr.add_argument("--weight-decay", type=float, help="recipe override: weight decay")
+    tr.add_argument("--rotate", type=float, help="recipe override: max rotation in degrees")
+    tr.add_argument("--translate", type=float, help="recipe override: max shift, fraction of the side")
+    tr.add_argument("--label-smoothing", type=float, help="recipe override: label smoothing")
+    tr.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} (default auto)")
+    tr.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_data_args(tr)
+    tr.set_defaults(func=cmd_train)
     return parser
 
 
@@ -286,6 +320,137 @@ def cmd_presets(args: argparse.Namespace) -> int:
     print(f"{'preset':6}  {'params':>8}  {'MACs':>10}  claim")
     for name, p in PRESETS.items():
         print(f"{name:6}  {param_count(p.spec):>8,}  {macs(p.spec):>10,}  {p.claim}")
+    return 0
+
+
+# --- export and train ---------------------------------------------------------------------------
+RECIPE_FLAGS = ("optimizer", "lr", "schedule", "batch_size", "weight_decay", "rotate", "translate", "label_smoothing")
+
+
+def _checks_line(checks: dict) -> str:
+    parts = [f"{name} {checks[name]:.2g}" if checks.get(name) is not None else f"{name} not run"
+             for name in ("weights.pt", "model.py", "model.ts", "model.onnx")]
+    return f"checked (max |logit diff| vs the network, {checks['input']}): " + ", ".join(parts)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import data_record, export_bundle, prepare_out, resolve_weights, select_trial, load_state
+    from .search import artifacts_dir, redact
+    from .space import ArchSpec
+    study = load_existing_study(args)
+    trial = select_trial(study.get_trials(deepcopy=False), args.study, args.trial, args.rank, args.sort)
+    url = storage_url(args)
+    folders = ([Path(args.artifacts)] if args.artifacts else []) + [artifacts_dir(SearchConfig(study=args.study), url)]
+    a = trial.user_attrs
+    weights = resolve_weights(a.get("weights"), folders, trial.number)
+    state = load_state(weights)
+    out = prepare_out(args.out or Path("exports") / f"{args.study}-trial{trial.number}")
+    spec = ArchSpec.from_dict(a["spec"])
+    settings = study.user_attrs.get("settings") or {}
+    meta = {
+        "source": "search", "study": args.study, "storage": redact(url), "trial": trial.number,
+        "preset": a.get("preset"), "val_acc": a.get("val_acc"), "test_acc": a.get("test_acc"),
+        "budget": a.get("budget"), "seconds": a.get("seconds"), "history": a.get("history"),
+        "seeds": {"trial": a.get("seed"), "sampler": settings.get("seed"), "split": settings.get("split_seed")},
+        "recipe": a.get("recipe"),
+        "data": data_record(settings.get("dataset", "mnist"), val_size=settings.get("val_size"),
+                            split_seed=settings.get("split_seed"), train_limit=settings.get("train_limit"),
+                            train_fraction=settings.get("train_fraction")),
+        "trained_on": {"device": a.get("device"), "torch": a.get("torch")},
+        "weights_from": str(weights),
+    }
+    title = f"Trial {trial.number} of budgetnas study {args.study!r}"
+    manifest = export_bundle(out, spec, state, meta, title)
+    acc = lambda v: "-" if v is None else f"{100 * v:.2f}%"
+    print(f"exported trial {trial.number} of study {args.study!r} ({manifest['params']:,} params, "
+          f"val {acc(manifest['val_acc'])}, test {acc(manifest['test_acc'])}) to {out}")
+    print("files: " + ", ".join(manifest["files"]) + ", manifest.json")
+    print(_checks_line(manifest["checks"]))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import Recipe
+    from .export import spec_from_path
+    from .presets import get_preset
+    from .space import param_count
+    if (args.spec is None) == (args.preset is None):
+        raise ConfigError("give either a spec (spec.json or an export folder) or --preset NAME")
+    overrides = {k: getattr(args, k) for k in RECIPE_FLAGS if getattr(args, k) is not None}
+    manifest = None
+    if args.preset:
+        preset = get_preset(args.preset)
+        spec, base, name = preset.spec, preset.recipe.to_dict(), f"preset-{preset.name}"
+    else:
+        spec, manifest = spec_from_path(args.spec)
+        from .train import DEFAULT_RECIPE
+        base = (manifest or {}).get("recipe") or DEFAULT_RECIPE.to_dict()
+        p = Path(args.spec)
+        name = p.resolve().name if p.is_dir() else p.stem
+    recipe = Recipe.from_dict({**base, **overrides, "epochs": args.epochs})
+    params = param_count(spec)
+    budget = args.budget or (manifest or {}).get("budget")
+    if args.budget and params > args.budget:
+        raise ConfigError(f"the spec has {params:,} parameters, over --budget {args.budget:,}: "
+                          "pick a smaller spec or raise --budget")
+    return _train_and_export(args, spec, recipe, name, data_config(args), budget, manifest)
+
+
+def _train_and_export(args, spec, recipe, name, dcfg, budget, source_manifest) -> int:
+    import torch
+    from tqdm import tqdm
+    from .data import load_data
+    from .export import data_record, export_bundle, prepare_out
+    from .model import build_model
+    from .space import param_count
+    from .train import resolve_device, train
+    tune_malloc()
+    threads = set_threads(args.threads)
+    device = resolve_device(args.device)
+    data = load_data(dcfg).to(device)
+    out = prepare_out(args.out or Path("exports") / f"{name}-{args.epochs}ep")
+    print(f"training {name}: {param_count(spec):,} params; {recipe.optimizer} lr {recipe.lr:g} {recipe.schedule}, "
+          f"batch {recipe.batch_size}, {recipe.epochs} epochs -> {out}")
+    print(f"data: {dcfg.dataset} train {data.info['train_size']:,} / val {data.info['val_size']:,} / "
+          f"test {data.info['test_size']:,}; device {device}, {threads} threads")
+    torch.manual_seed(args.seed)
+    net = build_model(spec)
+    steps = (len(data.train_x) // min(recipe.batch_size, len(data.train_x))) * recipe.epochs
+    bar = tqdm(total=steps, desc=f"train {name}", unit="step", disable=args.no_progress, file=sys.stderr,
+               dynamic_ncols=True)
+
+    def on_progress(done: int, total: int, acc: float | None) -> None:
+        bar.update(done - bar.n)
+        if acc is not None:
+            bar.set_postfix_str(f"val {100 * acc:.2f}%")
+
+    def on_epoch(h: dict) -> None:
+        line = (f"epoch {h['epoch']:>3}/{recipe.epochs}  loss {h['loss']:.4f}  val {100 * h['val_acc']:.2f}%  "
+                f"test {100 * h['test_acc']:.2f}%  {h['seconds']:.0f}s")
+        tqdm.write(line) if not args.no_progress else print(line, flush=True)
+
+    try:
+        result = train(net, data, recipe, device=device, seed=args.seed, progress=on_progress, test_each_epoch=True,
+                       on_epoch=on_epoch)
+    finally:
+        bar.close()
+    meta = {
+        "source": "train", "name": name, "preset": args.preset.upper() if args.preset else None,
+        "trained_from": str(args.spec) if args.spec else None,
+        "val_acc": result.val_acc, "test_acc": result.test_acc, "budget": budget, "seconds": result.seconds,
+        "history": result.history, "seeds": {"init": args.seed, "split": dcfg.split_seed},
+        "recipe": recipe.to_dict(),
+        "data": data_record(dcfg.dataset, val_size=dcfg.val_size, split_seed=dcfg.split_seed,
+                            train_limit=dcfg.train_limit, train_size=data.info["train_size"]),
+        "trained_on": {"device": str(device), "torch": torch.__version__},
+    }
+    if source_manifest:
+        meta["parent"] = {k: source_manifest.get(k) for k in ("study", "trial", "val_acc", "test_acc")}
+    manifest = export_bundle(out, spec, {k: v.cpu() for k, v in net.state_dict().items()}, meta,
+                             f"{name} trained by budgetnas for {recipe.epochs} epochs")
+    print(f"saved {out}: val {100 * result.val_acc:.2f}%, test {100 * result.test_acc:.2f}% "
+          f"({manifest['params']:,} params, {result.seconds:.0f}s)")
+    print(_checks_line(manifest["checks"]))
     return 0
 
 

@@ -1,0 +1,123 @@
+"""budgetnas train: presets and spec files train for real, print per-epoch accuracies and
+leave a loadable export bundle; bad input is one line on stderr, exit 2."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+
+from budgetnas.cli import main
+from budgetnas.export import BUNDLE_FILES, load_export
+from budgetnas.presets import PRESETS
+from budgetnas.space import stage_spec
+from budgetnas.train import DEFAULT_RECIPE, evaluate
+
+EPOCH_LINE = re.compile(r"epoch +(\d+)/(\d+) +loss [\d.]+ +val ([\d.]+)% +test ([\d.]+)%")
+
+
+def _data_args(mnist_dir, limit: int) -> list[str]:
+    return ["--train-limit", str(limit), "--val-size", "1000", "--data-dir", str(mnist_dir), "--no-progress"]
+
+
+@pytest.mark.slow
+def test_train_preset_b_writes_a_bundle_and_reports_accuracy(mnist_dir, small_data, tmp_path, capsys):
+    out = tmp_path / "b"
+    rc = main(["train", "--preset", "B", "--epochs", "1", "--out", str(out), *_data_args(mnist_dir, 2000)])
+    stdout = capsys.readouterr().out
+    assert rc == 0
+    lines = EPOCH_LINE.findall(stdout)
+    assert [(e, n) for e, n, _, _ in lines] == [("1", "1")]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(manifest["files"]) == sorted(BUNDLE_FILES)
+    assert manifest["preset"] == "B" and manifest["params"] == 24_048
+    assert manifest["recipe"] == {**PRESETS["B"].recipe.to_dict(), "epochs": 1}  # the preset's own recipe
+    assert f"{100 * manifest['test_acc']:.2f}" == lines[0][3] and f"{100 * manifest['val_acc']:.2f}" == lines[0][2]
+    assert manifest["test_acc"] > 0.5  # 2,000 images, one epoch: far above chance (0.1)
+    assert manifest["data"]["train_size"] == 2000 and manifest["seeds"]["init"] == 0
+    # the saved weights are the trained ones: the bundle reproduces the reported test accuracy
+    bundle = load_export(out)
+    assert evaluate(bundle.model, small_data.test_x, small_data.test_y) == pytest.approx(manifest["test_acc"], abs=5e-4)
+
+
+@pytest.mark.slow
+def test_train_spec_file_then_retrain_the_bundle(mnist_dir, tmp_path, capsys):
+    spec = stage_spec(2, 1, [8, 12], True, "gap", 0, 0.0, 0.0)
+    spec_file = tmp_path / "tiny.json"
+    spec_file.write_text(spec.to_json())
+    out = tmp_path / "tiny"
+    rc = main(["train", str(spec_file), "--epochs", "2", "--lr", "0.01", "--out", str(out), "--budget", "5000",
+               *_data_args(mnist_dir, 1000)])
+    stdout = capsys.readouterr().out
+    assert rc == 0
+    assert [(e, n) for e, n, _, _ in EPOCH_LINE.findall(stdout)] == [("1", "2"), ("2", "2")]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["recipe"] == {**DEFAULT_RECIPE.to_dict(), "lr": 0.01, "epochs": 2}  # default + override
+    assert manifest["spec"] == spec.to_dict() and manifest["budget"] == 5000
+    assert [h["epoch"] for h in manifest["history"]] == [1, 2] and all("test_acc" in h for h in manifest["history"])
+
+    # an export folder as input: its spec and its recipe (with the new epochs)
+    again = tmp_path / "again"
+    rc = main(["train", str(out), "--epochs", "1", "--seed", "5", "--out", str(again), *_data_args(mnist_dir, 1000)])
+    assert rc == 0
+    m2 = json.loads((again / "manifest.json").read_text())
+    assert m2["recipe"] == {**manifest["recipe"], "epochs": 1} and m2["seeds"]["init"] == 5
+    assert m2["spec"] == manifest["spec"] and m2["parent"]["test_acc"] == manifest["test_acc"]
+    assert not torch.equal(torch.load(again / "weights.pt", weights_only=True)["features.0.conv.weight"],
+                           torch.load(out / "weights.pt", weights_only=True)["features.0.conv.weight"])
+
+
+BAD_SPECS = {
+    "not json": ("{layers: [", "not valid JSON"),
+    "no layers": ('{"head": "gap"}', "'layers' list"),
+    "unknown field": ('{"layers": [{"kind": "conv", "out": 8, "width": 3}]}', "malformed spec"),
+    "bad kind": ('{"layers": [{"kind": "conv", "out": 8}, {"kind": "dense", "out": 8}]}', "kind must be 'conv' or 'pool'"),
+    "no conv": ('{"layers": [{"kind": "pool"}]}', "at least one conv"),
+    "too many pools": ('{"layers": [{"kind": "conv", "out": 4}' + ', {"kind": "pool"}' * 6 + "]}", "to nothing"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SPECS))
+def test_malformed_spec_is_one_line_exit_2(tmp_path, capsys, case):
+    text, expected = BAD_SPECS[case]
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(text)
+    rc = main(["train", str(spec_file), "--epochs", "1", "--out", str(tmp_path / "never")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert len(err.strip().splitlines()) == 1 and err.startswith("budgetnas: error: ") and expected in err
+    assert str(spec_file) in err
+    assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.parametrize("case", ["missing file", "over budget", "spec and preset", "neither", "unknown preset",
+                                  "no epochs", "export folder without manifest", "bad recipe override"])
+def test_bad_train_input_is_one_line_exit_2(tmp_path, capsys, case):
+    spec_file = tmp_path / "b.json"
+    spec_file.write_text(PRESETS["B"].spec.to_json())
+    args = {"missing file": [str(tmp_path / "nope.json"), "--epochs", "1"],
+            "over budget": [str(spec_file), "--epochs", "1", "--budget", "20k"],
+            "spec and preset": [str(spec_file), "--preset", "A", "--epochs", "1"],
+            "neither": ["--epochs", "1"],
+            "unknown preset": ["--preset", "Z", "--epochs", "1"],
+            "no epochs": ["--preset", "A"],
+            "export folder without manifest": [str(tmp_path), "--epochs", "1"],
+            "bad recipe override": ["--preset", "A", "--epochs", "1", "--optimizer", "lion"]}[case]
+    expected = {"missing file": "no such spec file", "over budget": "24,048 parameters, over --budget 20,000",
+                "spec and preset": "either a spec", "neither": "either a spec", "unknown preset": "unknown preset 'Z'",
+                "no epochs": "--epochs", "export folder without manifest": "not a budgetnas export",
+                "bad recipe override": "unknown optimizer 'lion'"}[case]
+    rc = main(["train", *args, "--out", str(tmp_path / "never")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert len(err.strip().splitlines()) == 1 and expected in err, err
+    assert not (tmp_path / "never").exists()
+
+
+def test_unwritable_out_is_one_line_exit_2(mnist_dir, tmp_path, capsys):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    rc = main(["train", "--preset", "A", "--epochs", "1", "--out", str(a_file / "sub"), *_data_args(mnist_dir, 500)])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "cannot create --out" in err
