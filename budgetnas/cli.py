@@ -203,10 +203,9 @@ def create_study_only(cfg: SearchConfig, url: str) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     """Join an existing study: budget, epochs, data split, sampler, pruner... all come
     from the study's stored settings; only host-local things are flags."""
-    import socket
     import zlib
 
-    from .search import TARGET_ATTR, config_from_study
+    from .search import TARGET_ATTR, config_from_study, worker_name
     url = storage_url(args)
     study = load_existing_study(args)
     config_from_study(study)  # a study not made by budgetnas fails here, before anything else
@@ -215,7 +214,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise ConfigError(f"study {args.study!r} stores no target number of trials: pass --trials N or --timeout S")
     cfg = config_from_study(study, trials=trials, timeout=args.timeout, storage=url, artifacts=args.artifacts,
                             device=args.device, threads=args.threads, data_dir=args.data_dir)
-    name = f"{socket.gethostname()}:{os.getpid()}"
+    name = worker_name()
     # a sampler seed of its own per worker: identical seeds would propose identical trials
     worker_id = 1 + zlib.crc32(name.encode()) % 999_983
     print(f"worker {name} joins study {cfg.study!r}: budget {cfg.budget:,} params, {cfg.epochs} epoch(s), "

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+import socket
 import tempfile
 import time
 import warnings
@@ -121,7 +122,11 @@ def open_storage(url: str, heartbeat: bool = False, create: bool = True) -> optu
             raise ConfigError(f"no study storage at {url}: run 'budgetnas search' first or pass --storage")
         _parent_writable(path, url)
         from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+        try:
+            return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+        except Exception as e:  # not a journal (say, another file given by mistake): it is left as it was
+            raise ConfigError(f"cannot open storage {url} ({type(e).__name__}: {str(e)[:120]}): "
+                              "pass the journal file of a study") from None
     if url.startswith("sqlite:///"):
         path = Path(url[len("sqlite:///"):])
         if not create and not path.is_file():
@@ -133,11 +138,12 @@ def open_storage(url: str, heartbeat: bool = False, create: bool = True) -> optu
     kwargs: dict = {"skip_table_creation": not create}
     if heartbeat:
         interval, grace = heartbeat_settings()
-        kwargs.update(heartbeat_interval=interval, grace_period=grace,
-                      heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2))
+        kwargs.update(heartbeat_interval=interval, grace_period=grace)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            if heartbeat:  # a stale trial is queued again with its params (twice at most)
+                kwargs["heartbeat_stale_trial_callback"] = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)
             storage = optuna.storages.RDBStorage(_driver_url(url), engine_kwargs=_engine_kwargs(url), **kwargs)
         if not create:
             storage.get_all_studies()  # a file that is no optuna storage fails here, unchanged
@@ -290,6 +296,11 @@ def config_from_study(study: optuna.Study, **overrides) -> SearchConfig:
 
 
 # --- the objective ------------------------------------------------------------------------
+def worker_name() -> str:
+    """host:pid of this process, stored with each trial (which host holds its weights)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def trial_seed(seed: int, number: int) -> int:
     return (seed * 1_000_003 + number) % (2 ** 31)
 
@@ -330,7 +341,7 @@ class Objective:
         seed = trial.user_attrs.get("seed", trial_seed(cfg.seed, trial.number))
         for key, value in (("params", params), ("budget", cfg.budget), ("spec", spec.to_dict()),
                            ("recipe", recipe.to_dict()), ("macs", macs(spec)), ("seed", seed),
-                           ("budget_use", params / cfg.budget)):
+                           ("budget_use", params / cfg.budget), ("worker", worker_name())):
             trial.set_user_attr(key, value)
         trial.set_constraint("params_over_budget", float(params - cfg.budget))
         if params > cfg.budget:  # rejected before any model exists

@@ -59,9 +59,13 @@ def wait_for(condition: Callable[[], object], timeout: float, proc: subprocess.P
 
 
 def load_study(url: str, name: str):
+    """The study as stored (opened the way budgetnas opens it: same driver, no writes)."""
     import optuna
+
+    from budgetnas.search import open_storage
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    return optuna.load_study(study_name=name, storage=url, sampler=optuna.samplers.RandomSampler())
+    return optuna.load_study(study_name=name, storage=open_storage(url, create=False),
+                             sampler=optuna.samplers.RandomSampler())
 
 
 def sha256(path: Path) -> str:

@@ -86,6 +86,8 @@ CASES = [
     ("leaderboard-default-storage-absent", ("leaderboard",), {}, "no study storage at sqlite:///studies/budgetnas.db"),
     ("leaderboard-no-journal-file", ("leaderboard", "--storage", "journal:{S}/none.journal", "--study", "b"), {},
      "no study storage at journal:{S}/none.journal"),
+    ("leaderboard-not-a-journal", ("leaderboard", "--storage", "journal:{afile}", "--study", "b"), {},
+     "no study 'b' in journal:{afile} (studies there: none)"),
     ("leaderboard-not-a-database", ("leaderboard", "--storage", "sqlite:///{afile}", "--study", "b"), {},
      "cannot open storage"),
     ("leaderboard-other-apps-database", ("leaderboard", "--storage", "sqlite:///{S}/other.db", "--study", "b"), {},
@@ -166,6 +168,7 @@ def test_bad_input(results, case_id):
     r = results[case_id]
     got, expected = r["got"], r["expected"]
     lines = got.stderr.strip().splitlines()
+    print(f"{case_id}: exit {got.returncode}: {got.stderr.strip()}")  # shown with pytest -rP
     assert got.returncode == 2, f"exit {got.returncode}\nstdout: {got.stdout}\nstderr: {got.stderr}"
     assert len(lines) == 1, f"stderr is not one line:\n{got.stderr}"
     assert lines[0].startswith("budgetnas: error: ") and expected in lines[0], lines[0]
