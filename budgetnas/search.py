@@ -149,9 +149,20 @@ def open_storage(url: str, heartbeat: bool = False, create: bool = True) -> optu
             storage.get_all_studies()  # a file that is no optuna storage fails here, unchanged
         return storage
     except Exception as e:  # sqlalchemy raises many types; all mean the same to a user
-        msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-        raise ConfigError(f"cannot open storage {redact(url)} ({scrub(msg, url)}): "
+        cause = _root_cause(e)
+        if not create and "version_info" in cause:  # a database, but no Optuna tables in it
+            raise ConfigError(f"{redact(url)} holds no study storage ({scrub(cause, url)}): "
+                              "pass the --storage the study was made in") from None
+        raise ConfigError(f"cannot open storage {redact(url)} ({scrub(cause, url)}): "
                           "check the URL and that the database server is running") from None
+
+
+def _root_cause(e: BaseException) -> str:
+    """The first line of the innermost error (Optuna wraps the driver's real reason)."""
+    while (e.__cause__ or e.__context__) is not None:
+        e = e.__cause__ or e.__context__
+    text = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+    return text
 
 
 def _driver_url(url: str) -> str:
