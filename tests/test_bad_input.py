@@ -41,6 +41,10 @@ CASES = [
     ("trials-not-a-number", ("search", *STUDY, *DATA, "--trials", "many"), {}, "invalid int value: 'many'"),
     ("worker-trials-negative", ("worker", "--storage", "sqlite:///{S}/s.db", "--study", "b", "--trials", "-1", *DATA),
      {}, "--trials must be at least 1"),
+    ("worker-threads-zero", ("worker", "--storage", "sqlite:///{S}/s.db", "--study", "b", "--threads", "0", *DATA),
+     {}, "--threads must be at least 1 (got 0)"),
+    ("worker-timeout-negative", ("worker", "--storage", "sqlite:///{S}/s.db", "--study", "b", "--timeout", "-3", *DATA),
+     {}, "--timeout must be positive seconds (got -3.0)"),
     # dataset and data files (no download, no offline copy can stand in)
     ("unknown-dataset", ("search", *STUDY, *DATA, "--dataset", "cifar10"), {}, "unknown dataset 'cifar10'"),
     ("data-file-missing", ("search", *STUDY, "--data-dir", "{D}/missing"), NO_OFFLINE,
