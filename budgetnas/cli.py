@@ -87,6 +87,9 @@ def build_parser() -> Parser:
     s.add_argument("--subset", default="random", choices=["random", "kmeans"],
                    help="how --train-fraction picks images: random, or a k-means coreset per class")
     s.add_argument("--curriculum", action="store_true", help="order the subset easy-to-hard in the first epoch")
+    s.add_argument("--create-only", action="store_true",
+                   help="only create the study with its settings and --trials target, then exit: "
+                        "'budgetnas worker' processes on any host do the training")
     add_data_args(s)
     s.set_defaults(func=cmd_search)
 
@@ -156,6 +159,21 @@ def build_parser() -> Parser:
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_data_args(tr)
     tr.set_defaults(func=cmd_train)
+    # --- worker: join a study from any machine (settings come from the study) ---
+    w = sub.add_parser("worker", help="join an existing study from any machine (every setting comes from the study)")
+    w.add_argument("--storage", help="the study's storage, e.g. postgresql://USER:PASSWORD@HOST/DB "
+                                     "(default: $BUDGETNAS_STORAGE, else sqlite:///studies/STUDY.db)")
+    w.add_argument("--study", required=True, help="study name (made by 'budgetnas search --create-only')")
+    w.add_argument("--trials", type=int, help="stop when the study holds this many trained trials "
+                                              "(default: the target stored by 'budgetnas search')")
+    w.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    w.add_argument("--artifacts", help="folder for trained weights; use one shared by all hosts "
+                                       "(default: studies/STUDY-weights, or beside a file storage)")
+    w.add_argument("--data-dir", help="folder with the idx files on this host (default: $BUDGETNAS_DATA or the cache)")
+    w.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} (default auto)")
+    w.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    w.add_argument("--no-progress", action="store_true", help="no progress bars (default when stderr is no terminal)")
+    w.set_defaults(func=cmd_worker)
     return parser
 
 
@@ -167,13 +185,15 @@ def storage_url(args: argparse.Namespace, workers: int = 1) -> str:
 
 def load_existing_study(args: argparse.Namespace):
     """Open a study that must already exist (leaderboard, report, export...)."""
+    import warnings
+
     import optuna
     from .search import open_storage, redact
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
     url = storage_url(args)
-    for prefix in ("sqlite:///", "journal:"):  # opening a missing file would create it
-        if url.startswith(prefix) and not Path(url[len(prefix):]).is_file():
-            raise ConfigError(f"no study storage at {url}: run 'budgetnas search' first or pass --storage")
-    storage = open_storage(url)
+    storage = open_storage(url, create=False)  # creates no file, table or study
     names = [s.study_name for s in optuna.get_all_study_summaries(storage)] if hasattr(optuna, "get_all_study_summaries") \
         else optuna.get_all_study_names(storage)
     if args.study not in names:
@@ -215,8 +235,55 @@ def cmd_search(args: argparse.Namespace) -> int:
     if cfg.budget < floor:
         raise ConfigError(f"--budget {cfg.budget} is below the smallest network the space can build "
                           f"({floor} params): use --budget {floor} or more")
+    if args.create_only:
+        return create_study_only(cfg, storage_url(args, cfg.workers))
     from .runner import run_search
     return run_search(cfg, storage_url(args, cfg.workers), progress=not args.no_progress)
+
+
+def create_study_only(cfg: SearchConfig, url: str) -> int:
+    """search --create-only: make the study (settings pinned, --trials stored as its
+    target) so that workers started afterwards on any host need only its name and URL."""
+    import warnings
+
+    import optuna
+    from .search import TARGET_ATTR, create_or_load_study, enqueue_presets, open_storage, redact
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
+    storage = open_storage(url)
+    existed = cfg.study in optuna.get_all_study_names(storage)
+    study = create_or_load_study(cfg, storage)
+    if cfg.warm_start == "presets":
+        names = enqueue_presets(study, cfg.budget)
+        print(f"warm start: enqueued presets {', '.join(names) or '(none fit or already run)'}")
+    print(f"study {cfg.study!r} {'already in' if existed else 'created in'} {redact(url)}: budget {cfg.budget:,} params, "
+          f"{cfg.epochs} epoch(s), target {study.user_attrs[TARGET_ATTR]} trained trials ({len(study.trials)} so far)")
+    print(f"start workers on any host:  budgetnas worker --storage {redact(url)} --study {cfg.study}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Join an existing study: budget, epochs, data split, sampler, pruner... all come
+    from the study's stored settings; only host-local things are flags."""
+    import zlib
+
+    from .search import TARGET_ATTR, config_from_study, worker_name
+    url = storage_url(args)
+    study = load_existing_study(args)
+    config_from_study(study)  # a study not made by budgetnas fails here, before anything else
+    trials = args.trials if args.trials is not None else study.user_attrs.get(TARGET_ATTR)
+    if trials is None and args.timeout is None:
+        raise ConfigError(f"study {args.study!r} stores no target number of trials: pass --trials N or --timeout S")
+    cfg = config_from_study(study, trials=trials, timeout=args.timeout, storage=url, artifacts=args.artifacts,
+                            device=args.device, threads=args.threads, data_dir=args.data_dir)
+    name = worker_name()
+    # a sampler seed of its own per worker: identical seeds would propose identical trials
+    worker_id = 1 + zlib.crc32(name.encode()) % 999_983
+    print(f"worker {name} joins study {cfg.study!r}: budget {cfg.budget:,} params, {cfg.epochs} epoch(s), "
+          f"until the study holds {trials if trials is not None else 'any number of'} trained trials")
+    from .runner import run_search
+    return run_search(cfg, url, progress=not args.no_progress and sys.stderr.isatty(), worker=worker_id)
 
 
 def cmd_space(args: argparse.Namespace) -> int:

@@ -109,6 +109,7 @@ class SearchConfig:
         _check(self.sampler in SAMPLERS, f"unknown sampler {self.sampler!r}: use one of {', '.join(SAMPLERS)}")
         _check(self.device in DEVICES, f"unknown device {self.device!r}: use one of {', '.join(DEVICES)}")
         _check(self.workers >= 1, f"--workers must be at least 1 (got {self.workers})")
+        _check(self.threads is None or self.threads >= 1, f"--threads must be at least 1 (got {self.threads})")
         _check(1 <= self.eval_points <= 100, f"--eval-points must be in 1..100 (got {self.eval_points})")
         _check(self.warm_start in (None, "presets"), "--warm-start takes only 'presets'")
         _check(bool(self.study) and "/" not in self.study, "--study must be a non-empty name without '/'")

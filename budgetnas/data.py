@@ -151,8 +151,9 @@ def ensure_files(info: DatasetInfo, directory: Path, mirrors: tuple[str, ...] | 
     """Return each verified file's decompressed bytes, obtaining missing files first.
     A file present but corrupt is an error (never silently replaced: it may be a user's)."""
     mirrors = info.mirrors if mirrors is None else mirrors
-    offline = info.offline if offline is None else offline
+    offline = offline_dirs(info) if offline is None else offline
     out = {}
+    created = not directory.exists()
     for stem in FILES:
         path = _find(directory, stem)
         if path is None:
@@ -160,9 +161,23 @@ def ensure_files(info: DatasetInfo, directory: Path, mirrors: tuple[str, ...] | 
                 directory.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise DataError(f"cannot create data dir {directory} ({e.strerror}): pass a writable --data-dir") from None
-            path = _obtain(info, stem, directory, mirrors, offline)
+            try:
+                path = _obtain(info, stem, directory, mirrors, offline)
+            except DataError:
+                if created and not any(directory.iterdir()):
+                    directory.rmdir()  # a failed run leaves no empty folder behind
+                raise
         out[stem] = _verified(path, info.md5[stem])
     return out
+
+
+def offline_dirs(info: DatasetInfo) -> tuple[str, ...]:
+    """Folders that may hold offline copies: $BUDGETNAS_OFFLINE_DIRS (os.pathsep-separated;
+    set but empty means none) if set, else the dataset's built-in list."""
+    env = os.environ.get("BUDGETNAS_OFFLINE_DIRS")
+    if env is None:
+        return info.offline
+    return tuple(d for d in env.split(os.pathsep) if d)
 
 
 def _obtain(info, stem, directory, mirrors, offline) -> Path:

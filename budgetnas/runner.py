@@ -26,20 +26,28 @@ def run_search(cfg: SearchConfig, url: str, progress: bool = True, worker: int =
     from . import leaderboard as lb
     from .cli import set_threads, tune_malloc
     from .data import load_data
-    from .search import Objective, artifacts_dir, create_or_load_study, enqueue_presets, open_storage, optimize, redact, trained_count
+    from .search import (JOURNAL_PREFIX, Objective, artifacts_dir, check_writable_dir, create_or_load_study,
+                         enqueue_presets, open_storage, optimize, recover_stale, redact, trained_count)
     from .train import resolve_device
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # ERROR: a trial ended by Ctrl-C is a line of ours, not Optuna's warning with a traceback
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
     tune_malloc()
     threads = set_threads(cfg.threads, cfg.workers)
     device = resolve_device(cfg.device)
+    weights_dir = artifacts_dir(cfg, url)
+    check_writable_dir(weights_dir)
     data = load_data(cfg.data).to(device)  # bad data fails here, before any storage is touched
-    storage = open_storage(url, heartbeat=not url.startswith(("journal:", "sqlite")))
+    # heartbeats on every RDB storage (SQLite too): a trial whose process was killed is
+    # found stale and retried; the journal storage has none
+    storage = open_storage(url, heartbeat=not url.startswith(JOURNAL_PREFIX))
     study = create_or_load_study(cfg, storage, worker)
     out = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     out(f"study {cfg.study!r} in {redact(url)}  ({len(study.trials)} trials so far)")
+    for number in recover_stale(study):
+        out(f"trial {number} was left running by a process that died: marked failed and queued again")
     out(f"watch it live:  budgetnas dashboard --study {cfg.study} --storage {redact(url)}")
     out(f"data: {data.info['dataset']} train {data.info['train_size']:,} / val {data.info['val_size']:,} / "
         f"test {data.info['test_size']:,}; device {device}, {threads} threads; budget {cfg.budget:,} params")
@@ -69,7 +77,7 @@ def run_search(cfg: SearchConfig, url: str, progress: bool = True, worker: int =
         search_bar.n = min(total, trained_count(study)) if total else search_bar.n + 1
         search_bar.refresh()
 
-    objective = Objective(cfg, data, device, artifacts_dir(cfg, url), on_event, on_progress if progress else None)
+    objective = Objective(cfg, data, device, weights_dir, on_event, on_progress if progress else None)
     t0 = time.perf_counter()
     interrupted = False
     try:

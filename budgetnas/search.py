@@ -10,10 +10,15 @@ import dataclasses
 import json
 import math
 import os
+import re
+import socket
+import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+from urllib.parse import unquote
 
 import optuna
 import torch
@@ -28,6 +33,7 @@ from .train import Diverged, train
 # rerun with different values is refused (its trials would not be comparable).
 PINNED = ("budget", "epochs", "dataset", "val_size", "split_seed", "eval_points", "train_limit", "train_fraction")
 JOURNAL_PREFIX = "journal:"
+TARGET_ATTR = "target_trials"  # study user attr: trained trials the study should hold
 
 
 @dataclass
@@ -55,39 +61,104 @@ def default_storage_url(study: str, workers: int = 1, root: str | Path = "studie
 
 
 def redact(url: str) -> str:
-    """The storage URL with any password replaced (safe to print)."""
-    if "://" not in url or "@" not in url.split("://", 1)[1]:
-        return url
-    scheme, rest = url.split("://", 1)
-    cred, host = rest.rsplit("@", 1)
-    user = cred.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in cred else url
+    """The storage URL with any password replaced (safe to print): the one in
+    ``user:password@host`` and a ``password=`` query parameter."""
+    if "://" in url and "@" in url.split("://", 1)[1]:
+        scheme, rest = url.split("://", 1)
+        cred, host = rest.rsplit("@", 1)
+        if ":" in cred:
+            url = f"{scheme}://{cred.split(':', 1)[0]}:***@{host}"
+    return re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", url)
 
 
-def open_storage(url: str, heartbeat: bool = False) -> optuna.storages.BaseStorage:
-    """Open a storage URL: sqlite:///FILE, postgresql://..., or journal:FILE."""
+def scrub(text: str, url: str) -> str:
+    """``text`` (say, a database driver's error message) with the URL and every form of
+    its password replaced, so it can be printed."""
+    text = text.replace(url, redact(url))
+    secrets = set()
+    if "://" in url and "@" in url.split("://", 1)[1]:
+        cred = url.split("://", 1)[1].rsplit("@", 1)[0]
+        if ":" in cred:
+            secrets.add(cred.split(":", 1)[1])
+    secrets.update(re.findall(r"(?i)[?&]password=([^&]*)", url))
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        for form in {secret, unquote(secret)}:
+            text = text.replace(form, "***")
+    return text
+
+
+def heartbeat_settings() -> tuple[int, int]:
+    """(interval, grace period) in seconds for trial heartbeats on RDB storages. A worker
+    records a heartbeat every ``interval`` seconds while a trial runs; a running trial
+    whose last heartbeat is older than ``grace`` is stale (its worker died) and is failed
+    and queued again. $BUDGETNAS_HEARTBEAT sets the interval (default 20), and
+    $BUDGETNAS_HEARTBEAT_GRACE the grace period (default 3 x interval)."""
+    def seconds(name: str, default: int) -> int:
+        text = os.environ.get(name, "").strip()
+        if not text:
+            return default
+        if not text.isdigit() or int(text) < 1:
+            raise ConfigError(f"${name}={text!r} is not a whole number of seconds >= 1: fix or unset it")
+        return int(text)
+
+    interval = seconds("BUDGETNAS_HEARTBEAT", 20)
+    grace = seconds("BUDGETNAS_HEARTBEAT_GRACE", 3 * interval)
+    if grace <= interval:
+        raise ConfigError(f"heartbeat grace period {grace}s must be longer than the interval {interval}s: "
+                          "raise $BUDGETNAS_HEARTBEAT_GRACE")
+    return interval, grace
+
+
+def open_storage(url: str, heartbeat: bool = False, create: bool = True) -> optuna.storages.BaseStorage:
+    """Open a storage URL: sqlite:///FILE, postgresql://..., or journal:FILE.
+
+    ``heartbeat`` (RDB storages, SQLite included): running trials record heartbeats, and
+    a trial whose worker died is failed and queued again with the same parameters
+    (see heartbeat_settings). ``create=False`` (read-only commands) never creates a file,
+    a table or a study: a storage that does not hold one is an error."""
     if url.startswith(JOURNAL_PREFIX):
         path = Path(url[len(JOURNAL_PREFIX):])
+        if not create and not path.is_file():
+            raise ConfigError(f"no study storage at {url}: run 'budgetnas search' first or pass --storage")
         _parent_writable(path, url)
         from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+        try:
+            return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+        except Exception as e:  # not a journal (say, another file given by mistake): it is left as it was
+            raise ConfigError(f"cannot open storage {url} ({type(e).__name__}: {str(e)[:120]}): "
+                              "pass the journal file of a study") from None
     if url.startswith("sqlite:///"):
-        _parent_writable(Path(url[len("sqlite:///"):]), url)
-        _sqlite_wal(Path(url[len("sqlite:///"):]))
+        path = Path(url[len("sqlite:///"):])
+        if not create and not path.is_file():
+            raise ConfigError(f"no study storage at {url}: run 'budgetnas search' first or pass --storage")
+        _parent_writable(path, url)
+        if create:  # read-only commands leave the file exactly as it is
+            _sqlite_wal(path)
     elif "://" not in url:
         raise ConfigError(f"malformed storage URL {redact(url)!r}: use sqlite:///FILE.db, "
                           "postgresql://USER@HOST/DB or journal:FILE")
-    kwargs = {"heartbeat_interval": 10, "grace_period": 30,
-              "failed_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)} if heartbeat else {}
+    kwargs: dict = {"skip_table_creation": not create}
+    if heartbeat:
+        interval, grace = heartbeat_settings()
+        kwargs.update(heartbeat_interval=interval, grace_period=grace)
     try:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), **kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            if heartbeat:  # a stale trial is queued again with its params (twice at most)
+                kwargs["heartbeat_stale_trial_callback"] = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)
+            storage = optuna.storages.RDBStorage(_driver_url(url), engine_kwargs=_engine_kwargs(url), **kwargs)
+        if not create:
+            storage.get_all_studies()  # a file that is no optuna storage fails here, unchanged
+        if url.startswith("sqlite"):
+            _sqlite_fast_commits(storage)
+        return storage
     except Exception as e:  # sqlalchemy raises many types; all mean the same to a user
-        msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-        raise ConfigError(f"cannot open storage {redact(url)} ({msg.replace(url, redact(url))}): "
+        cause = _root_cause(e)
+        if not create and "version_info" in cause:  # a database, but no Optuna tables in it
+            raise ConfigError(f"{redact(url)} holds no study storage ({scrub(cause, url)}): "
+                              "pass the --storage the study was made in") from None
+        raise ConfigError(f"cannot open storage {redact(url)} ({scrub(cause, url)}): "
                           "check the URL and that the database server is running") from None
-    if url.startswith("sqlite"):
-        _sqlite_fast_commits(storage)
-    return storage
 
 
 def _sqlite_wal(path: Path) -> None:
@@ -97,8 +168,8 @@ def _sqlite_wal(path: Path) -> None:
     try:
         with sqlite3.connect(path, timeout=60) as con:
             con.execute("PRAGMA journal_mode=WAL")
-    except sqlite3.DatabaseError as e:
-        raise ConfigError(f"{path} is not an SQLite database ({e}): pass another --storage") from None
+    except sqlite3.DatabaseError:  # not a database: opening it as a storage below says so
+        pass
 
 
 def _sqlite_fast_commits(storage: optuna.storages.RDBStorage) -> None:
@@ -113,8 +184,29 @@ def _sqlite_fast_commits(storage: optuna.storages.RDBStorage) -> None:
     storage.engine.dispose()  # reconnect so every pooled connection gets the pragma
 
 
+def _root_cause(e: BaseException) -> str:
+    """The first line of the innermost error (Optuna wraps the driver's real reason)."""
+    while (e.__cause__ or e.__context__) is not None:
+        e = e.__cause__ or e.__context__
+    text = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+    return text
+
+
+def _driver_url(url: str) -> str:
+    """postgresql:// means psycopg 3 to SQLAlchemy 2.1 but psycopg2 to older ones: use
+    whichever driver is installed (the ``postgres`` extra installs psycopg2)."""
+    scheme, sep, rest = url.partition("://")
+    if scheme in ("postgresql", "postgres"):
+        import importlib.util
+        driver = "psycopg" if importlib.util.find_spec("psycopg") else "psycopg2"
+        if importlib.util.find_spec(driver) is None:
+            raise ConfigError("no PostgreSQL driver installed: pip install 'budgetnas[postgres]' (psycopg2-binary)")
+        return f"postgresql+{driver}{sep}{rest}"
+    return url
+
+
 def _engine_kwargs(url: str) -> dict:
-    if url.startswith("postgresql"):
+    if url.startswith("postgres"):
         return {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 60}}
@@ -125,9 +217,27 @@ def _parent_writable(path: Path, url: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ConfigError(f"cannot create the folder for storage {url} ({e.strerror}): pass a writable --storage") from None
+        raise ConfigError(f"cannot create the folder for storage {redact(url)} ({e.strerror}): "
+                          "pass a writable --storage") from None
     if not os.access(path.parent, os.W_OK):
         raise ConfigError(f"storage folder {path.parent} is not writable: pass a writable --storage")
+
+
+def check_writable_dir(path: Path, what: str = "--artifacts") -> None:
+    """Fail early (before any storage is touched) when a folder cannot be made or written
+    to. Creates nothing: it probes the nearest existing folder with a temporary file."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    problem = None if existing.is_dir() else f"{existing} is not a folder"
+    if problem is None:
+        try:
+            with tempfile.TemporaryFile(dir=existing):
+                pass
+        except OSError as e:
+            problem = f"{existing}: {e.strerror}"
+    if problem:
+        raise ConfigError(f"cannot write the {what} folder {path} ({problem}): pass a writable {what}")
 
 
 def artifacts_dir(cfg: SearchConfig, storage_url: str) -> Path:
@@ -180,12 +290,34 @@ def create_or_load_study(cfg: SearchConfig, storage: optuna.storages.BaseStorage
     if stored is None:
         study.set_user_attr("settings", wanted)
         study.set_metric_names(["val_acc"])
-        return study
-    for key in PINNED:
-        if stored.get(key) != wanted.get(key):
-            raise ConfigError(f"study {cfg.study!r} was made with {key}={stored.get(key)!r}, not {wanted.get(key)!r}: "
-                              f"rerun with the same settings or pick a new --study")
+    else:
+        for key in PINNED:
+            if stored.get(key) != wanted.get(key):
+                raise ConfigError(f"study {cfg.study!r} was made with {key}={stored.get(key)!r}, not "
+                                  f"{wanted.get(key)!r}: rerun with the same settings or pick a new --study")
+    done = len(study.get_trials(deepcopy=False))
+    if done:  # a resumed run must not replay the sampler's sequence of the first run
+        study.sampler = make_sampler(cfg.sampler, (cfg.seed + 1000 * worker + 1_000_003 * done) % 2 ** 32)
+    # the owning run (worker 0) sets the target that 'budgetnas worker' uses by default
+    if worker == 0 and cfg.trials is not None and study.user_attrs.get(TARGET_ATTR) != cfg.trials:
+        study.set_user_attr(TARGET_ATTR, cfg.trials)
     return study
+
+
+def recover_stale(study: optuna.Study) -> list[int]:
+    """Fail the trials whose worker died (no heartbeat for the grace period) and queue
+    each again with its parameters and seed (RetryHeartbeatStaleTrialCallback). Optuna
+    does this before every trial; calling it at start also covers a run with nothing
+    left to do. A no-op on storages without heartbeats (journal). Returns the numbers of
+    the trials found stale."""
+    running = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
+    if not running:
+        return []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    still = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
+    return sorted(running - still)
 
 
 def config_from_study(study: optuna.Study, **overrides) -> SearchConfig:
@@ -202,6 +334,11 @@ def config_from_study(study: optuna.Study, **overrides) -> SearchConfig:
 
 
 # --- the objective ------------------------------------------------------------------------
+def worker_name() -> str:
+    """host:pid of this process, stored with each trial (which host holds its weights)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def trial_seed(seed: int, number: int) -> int:
     return (seed * 1_000_003 + number) % (2 ** 31)
 
@@ -249,9 +386,10 @@ class Objective:
             recipe = Recipe.from_dict({**trial.user_attrs["preset_recipe"], "epochs": cfg.epochs})
         else:
             recipe = sample_recipe(trial, self.space, cfg.epochs)
-        seed = trial_seed(cfg.seed, trial.number)
+        # a retry of a trial whose worker died inherits its user attrs: replay its seed too
+        seed = trial.user_attrs.get("seed", trial_seed(cfg.seed, trial.number))
         for key, value in (("spec", spec.to_dict()), ("recipe", recipe.to_dict()), ("macs", macs(spec)),
-                           ("seed", seed), ("budget_use", params / cfg.budget)):
+                           ("seed", seed), ("budget_use", params / cfg.budget), ("worker", worker_name())):
             trial.set_user_attr(key, value)
         torch.manual_seed(seed)
         model = build_model(spec)

@@ -1,0 +1,86 @@
+"""Helpers for tests that run the real CLI in separate processes (crash, resume, bad
+input, workers): the command line, an environment that imports this checkout, storage
+polling and file fingerprints."""
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("BUDGETNAS_OFFLINE", "1")
+    env.update(extra)
+    return env
+
+
+def budgetnas(*args: str) -> list[str]:
+    return [sys.executable, "-m", "budgetnas", *map(str, args)]
+
+
+def run(args: list[str], cwd: Path | str | None = None, env: dict | None = None, timeout: float = 300):
+    return subprocess.run(args, cwd=cwd, env=env or cli_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def start(args: list[str], cwd: Path | str | None = None, env: dict | None = None,
+          out: Path | None = None) -> subprocess.Popen:
+    """Start a process as a terminal would (SIGINT not ignored, whatever the parent
+    inherited); stdout and stderr go to files (pipes could fill up and block it)."""
+    out = out or Path(cwd or ".") / "proc"
+    return subprocess.Popen(args, cwd=cwd, env=env or cli_env(), text=True,
+                            stdout=open(f"{out}.out", "w"), stderr=open(f"{out}.err", "w"),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def wait_for(condition: Callable[[], object], timeout: float, proc: subprocess.Popen | None = None,
+             what: str = "condition", poll: float = 0.1):
+    """Poll until condition() is truthy (and return it); fail if the process ends first."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        try:
+            got = condition()
+        except Exception:  # the storage may not exist yet or be mid-write
+            got = None
+        if got:
+            return got
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"process ended (rc {proc.returncode}) before {what}")
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def load_study(url: str, name: str):
+    """The study as stored (opened the way budgetnas opens it: same driver, no writes)."""
+    import optuna
+
+    from budgetnas.search import open_storage
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    return optuna.load_study(study_name=name, storage=open_storage(url, create=False),
+                             sampler=optuna.samplers.RandomSampler())
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def fingerprint(*roots: Path) -> dict[str, str]:
+    """Every file and folder under the roots with its sha256: equal before and after
+    means nothing stored changed."""
+    out: dict[str, str] = {}
+    for root in roots:
+        root = Path(root)
+        if not root.exists():
+            out[str(root)] = "<absent>"
+            continue
+        for p in sorted(root.rglob("*")):
+            out[str(p)] = "<dir>" if p.is_dir() else sha256(p)
+    return out
