@@ -181,8 +181,6 @@ def validate(spec: ArchSpec) -> None:
     """Raise ConfigError if the spec cannot be built."""
     if spec.head not in ("gap", "flatten"):
         raise ConfigError(f"spec head must be 'gap' or 'flatten' (got {spec.head!r})")
-    if not any(l.kind == "conv" for l in spec.layers):
-        raise ConfigError("spec needs at least one conv layer")
     for i, (l, _, s_in, c, s) in enumerate(walk(spec)):
         if l.kind not in ("conv", "pool"):
             raise ConfigError(f"spec layer {i}: kind must be 'conv' or 'pool' (got {l.kind!r})")
@@ -190,6 +188,8 @@ def validate(spec: ArchSpec) -> None:
             raise ConfigError(f"spec layer {i}: needs out >= 1, kernel >= 1, padding >= 0, 0 <= dropout < 1")
         if s < 1:
             raise ConfigError(f"spec layer {i} shrinks the {spec.image_size}px image to nothing: use fewer pools or padding")
+    if not any(l.kind == "conv" for l in spec.layers):
+        raise ConfigError("spec needs at least one conv layer")
     c, _ = feature_shape(spec)
     if not spec.linear and (c != spec.num_classes or spec.hidden):
         raise ConfigError(f"a spec without a linear head must end in a conv with {spec.num_classes} channels and no hidden layers")

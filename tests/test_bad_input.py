@@ -104,10 +104,18 @@ CASES = [
      {}, "has no budgetnas settings"),
     ("worker-without-study", ("worker", "--storage", "sqlite:///{S}/s.db"), {},
      "the following arguments are required: --study"),
-    # ---- export (`budgetnas export`, another branch): add its cases here once the command
-    # exists: unknown study, unknown --trial N, a trial without weights, unwritable --out.
-    # ---- train (`budgetnas train`, another branch): a malformed spec file, a spec over
-    # --budget, a spec that names an unknown layer.
+    # export
+    ("export-unknown-study", ("export", "--storage", "sqlite:///{S}/s.db", "--study", "nope", "--out", "{root}/x"),
+     {}, "no study 'nope'"),
+    ("export-unknown-trial", ("export", "--storage", "sqlite:///{S}/s.db", "--study", "b", "--trial", "7",
+                              "--out", "{root}/x"), {}, "has no trial 7"),
+    # train
+    ("train-malformed-spec", ("train", "{root}/bad.json", "--epochs", "1", *DATA), {}, "spec is not valid JSON"),
+    ("train-unknown-layer", ("train", "{root}/odd.json", "--epochs", "1", *DATA), {}, "kind must be 'conv' or 'pool'"),
+    ("train-spec-over-budget", ("train", "--preset", "E", "--budget", "25000", "--epochs", "1", *DATA), {},
+     "the spec has 421,642 parameters, over --budget 25,000"),
+    ("train-epochs-zero", ("train", "--preset", "A", "--epochs", "0", *DATA), {}, "--epochs must be at least 1"),
+    ("train-unknown-preset", ("train", "--preset", "Z", "--epochs", "1", *DATA), {}, "unknown preset 'Z'"),
     ("unknown-command", ("fly",), {}, "invalid choice: 'fly'"),
 ]
 
@@ -141,6 +149,8 @@ def world(tmp_path_factory, mnist_dir):
     src.unlink()
     afile = root / "afile"
     afile.write_text("a file, not a folder\n")
+    (root / "bad.json").write_text("{not json")
+    (root / "odd.json").write_text('{"layers": [{"kind": "attention", "out": 4}]}')
     return {"S": S, "D": D, "mnist": mnist_dir, "afile": afile, "root": root}
 
 
