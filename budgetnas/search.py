@@ -26,7 +26,7 @@ import torch
 from .config import ConfigError, DataConfig, Recipe, SearchConfig
 from .data import Data
 from .model import build_model
-from .space import ArchSpec, Space, macs, param_count, sample_recipe, sample_spec
+from .space import DEFAULT_TRIAL, ArchSpec, Space, macs, param_count, sample_recipe, sample_spec
 from .train import Diverged, train
 
 # Study user attrs that pin a study's meaning: a worker or a rerun reads them, and a
@@ -256,7 +256,7 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     # constant_liar keeps parallel workers from proposing the same point
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=8, multivariate=True, group=True,
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=6, multivariate=True, group=True,
                                       constant_liar=True, warn_independent_sampling=False)
 
 
@@ -265,7 +265,7 @@ def make_pruner(name: str, epochs: int, eval_points: int) -> optuna.pruners.Base
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs * eval_points, reduction_factor=3)
     if name == "median":
         # no decision on the first report: early accuracy is noisy with OneCycle warm-up
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
     return optuna.pruners.NopPruner()
 
 
@@ -290,6 +290,7 @@ def create_or_load_study(cfg: SearchConfig, storage: optuna.storages.BaseStorage
     if stored is None:
         study.set_user_attr("settings", wanted)
         study.set_metric_names(["val_acc"])
+        study.enqueue_trial(dict(DEFAULT_TRIAL), user_attrs={"default_trial": True})
     else:
         for key in PINNED:
             if stored.get(key) != wanted.get(key):

@@ -205,21 +205,21 @@ class Space:
     stages: tuple[int, int] = (2, 4)  # conv stages, each ends in a 2x2 max pool but maybe the last
     convs_per_stage: tuple[int, int] = (1, 3)
     growth: tuple[float, ...] = (1.0, 1.5, 2.0)  # width ratio between stages
-    fill: tuple[float, float] = (0.35, 1.0)  # share of the budget the widths are scaled to use
+    fill: tuple[float, float] = (0.5, 1.0)  # share of the budget the widths are scaled to use
     heads: tuple[str, ...] = ("gap", "flatten")
     hidden: tuple[int, ...] = (0, 32, 64)
     conv_dropout: tuple[float, float] = (0.0, 0.1)
     head_dropout: tuple[float, float] = (0.0, 0.3)
-    width_step: int = 4  # channel widths are multiples of this
+    width_step: int = 2  # channel widths are multiples of this, and at least 4
     # training recipe ranges
     optimizers: tuple[str, ...] = ("adamw", "sgd")
-    lr_adamw: tuple[float, float] = (1e-3, 3e-2)
-    lr_sgd: tuple[float, float] = (1e-2, 0.5)
-    schedules: tuple[str, ...] = ("onecycle", "cosine", "constant")
+    lr_adamw: tuple[float, float] = (1e-3, 2e-2)
+    lr_sgd: tuple[float, float] = (1e-2, 0.3)
+    schedules: tuple[str, ...] = ("onecycle", "cosine")  # with 1-2 epochs an annealed lr matters most
     batch_sizes: tuple[int, ...] = (32, 64, 128, 256)
     weight_decay: tuple[float, float] = (1e-6, 1e-2)
-    rotate: tuple[float, float] = (0.0, 12.0)
-    translate: tuple[float, float] = (0.0, 0.12)
+    rotate: tuple[float, float] = (0.0, 10.0)  # only when "augment" is sampled True
+    translate: tuple[float, float] = (0.0, 0.1)
     label_smoothing: tuple[float, float] = (0.0, 0.1)
 
 
@@ -233,14 +233,17 @@ def stage_spec(stages: int, convs: int, widths: list[int], last_pool: bool, head
     return ArchSpec(tuple(layers), head=head, hidden=(hidden,) if hidden else (), head_dropout=head_dropout)
 
 
+MIN_WIDTH = 4  # channels: narrower convs are not worth their per-layer overhead
+
+
 def fit_widths(make, budget_target: float, growth: float, step: int) -> ArchSpec:
     """The widest spec ``make(widths)`` whose parameter count is <= budget_target, with
     widths base*growth^i rounded to ``step``; the narrowest one if none fits."""
 
     def widths(base: int) -> list[int]:
-        return [max(step, int(round(base * growth ** i / step)) * step) for i in range(8)]
+        return [max(MIN_WIDTH, int(round(base * growth ** i / step)) * step) for i in range(8)]
 
-    lo, hi = step, step
+    lo, hi = MIN_WIDTH, MIN_WIDTH
     while param_count(make(widths(hi))) <= budget_target and hi < 4096:
         lo, hi = hi, hi * 2
     if param_count(make(widths(lo))) > budget_target:
@@ -272,23 +275,35 @@ def sample_spec(trial: "optuna.trial.BaseTrial", space: Space, budget: int) -> A
 def sample_recipe(trial: "optuna.trial.BaseTrial", space: Space, epochs: int) -> Recipe:
     optimizer = trial.suggest_categorical("optimizer", list(space.optimizers))
     lr = trial.suggest_float(f"lr_{optimizer}", *getattr(space, f"lr_{optimizer}"), log=True)
+    # augmentation usually slows a 1-epoch run down: a switch, so "off" is one choice
+    augment = trial.suggest_categorical("augment", [False, True])
     return Recipe(
         optimizer=optimizer,
         lr=lr,
         schedule=trial.suggest_categorical("schedule", list(space.schedules)),
         batch_size=trial.suggest_categorical("batch_size", list(space.batch_sizes)),
         weight_decay=trial.suggest_float("weight_decay", *space.weight_decay, log=True),
-        rotate=trial.suggest_float("rotate", *space.rotate),
-        translate=trial.suggest_float("translate", *space.translate),
+        rotate=trial.suggest_float("rotate", *space.rotate) if augment else 0.0,
+        translate=trial.suggest_float("translate", *space.translate) if augment else 0.0,
         label_smoothing=trial.suggest_float("label_smoothing", *space.label_smoothing),
         epochs=epochs,
     )
 
 
+# A strong, ordinary starting point (like a tuner's default hyperparameters): three
+# stages of two 3x3 convs growing 1.5x in width, a flatten head, AdamW with OneCycle at
+# batch 64. A new study tries it first, so even a short search starts from a good model.
+DEFAULT_TRIAL = {
+    "stages": 3, "convs_per_stage": 2, "growth": 1.5, "fill": 0.95, "last_pool": True, "head": "flatten",
+    "hidden": 0, "conv_dropout": 0.0, "head_dropout": 0.1, "optimizer": "adamw", "lr_adamw": 5e-3,
+    "augment": False, "schedule": "onecycle", "batch_size": 64, "weight_decay": 1e-4, "label_smoothing": 0.05,
+}
+
+
 def smallest_params(space: Space) -> int:
     """The fewest parameters any spec of the space can have (narrowest, fewest stages,
     GAP head with no hidden layer): a budget below it can find nothing."""
-    spec = stage_spec(space.stages[0], space.convs_per_stage[0], [space.width_step] * 8, True, "gap", 0, 0.0, 0.0)
+    spec = stage_spec(space.stages[0], space.convs_per_stage[0], [MIN_WIDTH] * 8, True, "gap", 0, 0.0, 0.0)
     return param_count(spec)
 
 
