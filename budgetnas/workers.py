@@ -186,7 +186,7 @@ def _supervise(cfg, url, threads, progress, study, total, tqdm, event_line, trai
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     exits: dict[int, int] = {}
     errors: dict[int, str] = {}
-    interrupted = False
+    interrupted = escalated = False
     deadline = None
 
     def handle(msg) -> None:
@@ -220,10 +220,10 @@ def _supervise(cfg, url, threads, progress, study, total, tqdm, event_line, trai
                     except queue_mod.Empty:
                         break
                 break
-            if deadline is not None and time.monotonic() > deadline:
+            if deadline is not None and time.monotonic() > deadline:  # SIGTERM, then SIGKILL 5 s later
                 for p in alive:
-                    p.terminate()
-                deadline = time.monotonic() + 5
+                    p.kill() if escalated else p.terminate()
+                escalated, deadline = True, time.monotonic() + 5
             try:
                 handle(messages.get(timeout=0.2))
             except queue_mod.Empty:

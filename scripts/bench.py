@@ -13,9 +13,12 @@ settings:
   sample at a time (uint8 image -> float, /255, normalised, per-sample augmentation if the
   recipe has any), a ``DataLoader`` with default settings, the plain model in NCHW,
   torch's default threads, test accuracy under ``torch.no_grad`` in batches of 1000.
-* budgetnas: what a search worker does: ``cli.tune_malloc()``, ``cli.set_threads()``,
-  then ``train.train`` (data resident in tensors; it also validates 4 times, which the
-  reference does not, and that time is included).
+* budgetnas: what a search worker does: ``cli.tune_malloc()``, ``cli.set_threads()``
+  (cores, or fewer when other processes keep them busy), then ``train.train`` with its
+  defaults (data resident in tensors, channels_last, bf16 autocast where the CPU has
+  native bf16, fused optimizer; it also validates 4 times, which the reference does not,
+  and that time is included). ``--reference-threads 1`` shows how much of the ratio is
+  thread settings.
 
 Same split, same initial weights (same seed). It prints wall time, accuracy, peak RSS
 and achieved GFLOP/s of each against this machine's fp32 matmul peak measured in the
@@ -24,7 +27,8 @@ same run; the last line is ``speedup: R`` (reference seconds / budgetnas seconds
 FLOP count: MACs per image are ``space.macs(spec)`` (convs and linears, forward). A
 training step costs about 3x the forward (forward, grad of inputs, grad of weights; the
 first conv needs no input grad, so this slightly overcounts both arms alike), and one
-MAC is 2 FLOP. Evaluation images cost 1x the forward.
+MAC is 2 FLOP. Evaluation images cost 1x the forward. The peak is fp32 even where
+budgetnas runs the forward pass in bf16.
 
 Search mode runs the real CLI (``budgetnas search``) in subprocesses on the same data
 with a fixed workload: a study pre-filled with seeds A-D twice (8 trials, fixed
@@ -61,11 +65,13 @@ def _cpu_s() -> float:
 
 
 # --- the two arms (each runs in its own process) ---------------------------------------------
-def arm_reference(preset_name: str, train_limit: int | None, seed: int) -> dict:
+def arm_reference(preset_name: str, train_limit: int | None, seed: int, threads: int | None = None) -> dict:
     """A typical PyTorch training script (per-sample Dataset, default DataLoader)."""
     import math
 
     import torch
+    if threads:  # --reference-threads: to see how much of the ratio is thread settings
+        torch.set_num_threads(threads)
     import torch.nn.functional as F
     from torch import nn
     from torch.utils.data import DataLoader, Dataset
@@ -105,7 +111,7 @@ def arm_reference(preset_name: str, train_limit: int | None, seed: int) -> dict:
     test_set = MNIST(raw(data.test_x), data.test_y, False)
     torch.manual_seed(seed)
     model = build_model(preset.spec)
-    t0, c0 = time.perf_counter(), _cpu_s()
+    t0, c0, f0 = time.perf_counter(), _cpu_s(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     loader = DataLoader(train_set, batch_size=recipe.batch_size, shuffle=True)
     if recipe.optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, nesterov=True,
@@ -135,7 +141,8 @@ def arm_reference(preset_name: str, train_limit: int | None, seed: int) -> dict:
             correct += (model(x).argmax(1) == y).sum().item()
     return {"seconds": time.perf_counter() - t0, "cpu_seconds": _cpu_s() - c0, "test_acc": correct / len(test_set),
             "train_images": len(train_set) * recipe.epochs, "eval_images": len(test_set),
-            "threads": torch.get_num_threads(), "rss_mb": _rss_mb(), "minflt": resource.getrusage(0).ru_minflt}
+            "threads": torch.get_num_threads(), "rss_mb": _rss_mb(),
+            "minflt": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0}
 
 
 def arm_budgetnas(preset_name: str, train_limit: int | None, seed: int) -> dict:
@@ -155,21 +162,24 @@ def arm_budgetnas(preset_name: str, train_limit: int | None, seed: int) -> dict:
     data = load_data(DataConfig(train_limit=train_limit))
     torch.manual_seed(seed)
     model = build_model(preset.spec)
-    c0 = _cpu_s()
+    c0, f0 = _cpu_s(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     result = train(model, data, preset.recipe, seed=seed)
     steps = len(data.train_x) // min(preset.recipe.batch_size, len(data.train_x))
     points = len(eval_steps(steps, 4))
     val_images = (points - 1) * min(INTERMEDIATE_VAL, len(data.val_x)) + len(data.val_x)
     return {"seconds": result.seconds, "cpu_seconds": _cpu_s() - c0, "test_acc": result.test_acc,
+            "precision": result.precision,
             "train_images": steps * min(preset.recipe.batch_size, len(data.train_x)) * preset.recipe.epochs,
             "eval_images": val_images + len(data.test_x), "threads": threads, "rss_mb": _rss_mb(),
-            "minflt": resource.getrusage(0).ru_minflt}
+            "minflt": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0}
 
 
 def run_arm(name: str, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--arm", name, "--preset", args.preset, "--seed", str(args.seed)]
     if args.train_limit:
         cmd += ["--train-limit", str(args.train_limit)]
+    if args.reference_threads:
+        cmd += ["--reference-threads", str(args.reference_threads)]
     out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -218,7 +228,8 @@ def train_mode(args: argparse.Namespace) -> None:
         r = res[name] = run_arm(name, args)
         flop = 2 * m * (3 * r["train_images"] + r["eval_images"])
         r["gflops"] = flop / r["seconds"] / 1e9
-        label = {"reference": "reference loop (per-sample Dataset + DataLoader)", "budgetnas": "budgetnas train.train"}
+        label = {"reference": "reference loop (per-sample Dataset + DataLoader)",
+                 "budgetnas": f"budgetnas train.train ({r.get('precision', 'fp32')} forward)"}
         print(f"{label[name]:<50} {r['seconds']:6.1f} s wall ({r['cpu_seconds']:.1f} s CPU, {r['threads']} threads)  "
               f"test {100 * r['test_acc']:.2f}%  {r['gflops']:5.1f} GFLOP/s = {100 * r['gflops'] / peak:4.1f}% of the "
               f"{cores}-thread peak  peak RSS {r['rss_mb']:.0f} MB")
@@ -228,7 +239,9 @@ def train_mode(args: argparse.Namespace) -> None:
           f"the reference {ref['eval_images']:,}")
     print(f"test accuracy: budgetnas {100 * bn['test_acc']:.2f}% vs reference {100 * ref['test_acc']:.2f}% "
           f"({100 * (bn['test_acc'] - ref['test_acc']):+.2f} pp)")
-    print(f"peak memory of the budgetnas process: {bn['rss_mb']:.0f} MB (limit 1536 MB)")
+    print(f"peak memory of the budgetnas process (a search worker's work on full MNIST): {bn['rss_mb']:.0f} MB "
+          f"(limit 1536 MB); minor page faults while training: {bn['minflt']:,} with cli.tune_malloc, "
+          f"{ref['minflt']:,} in the reference")
     print(f"speedup: {ref['seconds'] / bn['seconds']:.2f}")
 
 
@@ -330,6 +343,8 @@ def main() -> None:
     ap.add_argument("--preset", default="B", help="seed model for train mode (default B)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--train-limit", type=int, help="train mode: use only N training images (default: all 55,000)")
+    ap.add_argument("--reference-threads", type=int,
+                    help="train mode: torch threads of the reference loop (default: torch's default)")
     ap.add_argument("--search-trials", type=int, default=8)
     ap.add_argument("--search-train-limit", type=int, default=6000)
     ap.add_argument("--search-val-size", type=int, default=2000)
@@ -338,8 +353,10 @@ def main() -> None:
     ap.add_argument("--arm", choices=["reference", "budgetnas"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.arm:
-        fn = arm_reference if args.arm == "reference" else arm_budgetnas
-        print(json.dumps(fn(args.preset, args.train_limit, args.seed)))
+        if args.arm == "reference":
+            print(json.dumps(arm_reference(args.preset, args.train_limit, args.seed, args.reference_threads)))
+        else:
+            print(json.dumps(arm_budgetnas(args.preset, args.train_limit, args.seed)))
     elif args.mode == "search":
         search_mode(args)
     else:
