@@ -202,9 +202,23 @@ def load_existing_study(args: argparse.Namespace):
     return optuna.load_study(study_name=args.study, storage=storage)
 
 
+def default_threads(workers: int = 1) -> int:
+    """Torch threads per worker when --threads is not given: cores / workers, but no more
+    than the cores other processes leave idle (1-minute load average, read at start).
+    Why: measured on 2 shared cores (load average ~5), a seed-B training step took 9-10 ms
+    with 1 thread and 17-25 ms (median) with 2, whose OpenMP threads wait for each other
+    whenever another process holds one of the cores."""
+    cores = os.cpu_count() or 1
+    try:
+        idle = cores - os.getloadavg()[0]
+    except (OSError, AttributeError):  # no load average on this platform
+        idle = cores
+    return max(1, min(cores // workers, int(idle / workers + 0.5)))
+
+
 def set_threads(threads: int | None, workers: int = 1) -> int:
     import torch
-    n = threads or max(1, (os.cpu_count() or 1) // workers)
+    n = threads or default_threads(workers)
     torch.set_num_threads(n)
     return n
 
@@ -237,6 +251,9 @@ def cmd_search(args: argparse.Namespace) -> int:
                           f"({floor} params): use --budget {floor} or more")
     if args.create_only:
         return create_study_only(cfg, storage_url(args, cfg.workers))
+    if cfg.workers > 1:  # N processes on one study on this host
+        from .workers import run_parallel
+        return run_parallel(cfg, storage_url(args, cfg.workers), progress=not args.no_progress)
     from .runner import run_search
     return run_search(cfg, storage_url(args, cfg.workers), progress=not args.no_progress)
 

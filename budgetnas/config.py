@@ -85,7 +85,7 @@ class Recipe:
 class SearchConfig:
     budget: int = 25_000  # max trainable parameters
     epochs: int = 1
-    trials: int | None = 30  # per this run (or per worker with --workers)
+    trials: int | None = 30  # trained trials the study should hold (all workers together)
     timeout: float | None = None  # seconds
     study: str = "budgetnas"
     storage: str | None = None  # None: sqlite:///studies/<study>.db (journal file with --workers > 1)

@@ -7,6 +7,7 @@ per epoch -> the pruner decides -> store raw measurements as user attrs -> save 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import math
 import os
@@ -420,6 +421,7 @@ class Objective:
         weights = self._save_weights(trial.number, model)
         for key, value in (("val_acc", result.val_acc), ("test_acc", result.test_acc), ("seconds", result.seconds),
                            ("history", result.history), ("weights", str(weights)), ("device", str(self.device)),
+                           ("precision", result.precision),
                            ("torch", torch.__version__)):
             trial.set_user_attr(key, value)
         self.on_event(TrialEvent(trial.number, "complete", params, cfg.budget, result.val_acc, result.test_acc,
@@ -466,11 +468,22 @@ def trained_count(study: optuna.Study) -> int:
     return n
 
 
+def running_count(study: optuna.Study, since: datetime.datetime) -> int:
+    """Trials running now that started at or after ``since`` (a trial left running by a
+    process killed earlier is not counted)."""
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    return sum(1 for t in running if t.datetime_start is not None and t.datetime_start >= since)
+
+
 def optimize(study: optuna.Study, objective: Objective, cfg: SearchConfig,
-             after_trial: Callable[[], None] | None = None) -> None:
+             after_trial: Callable[[], None] | None = None, running_since: datetime.datetime | None = None) -> None:
     """Run trials until the study holds cfg.trials trained trials (total, so the same
     command resumes an interrupted search) or cfg.timeout passes. KeyboardInterrupt
-    propagates after Optuna marks the running trial failed."""
+    propagates after Optuna marks the running trial failed.
+
+    ``running_since`` (several workers on one study): trials other workers started since
+    then and still run count towards the target too, so N workers stop at the target
+    instead of up to N - 1 trials past it (the last worker left always finishes the count)."""
     target = cfg.trials
     publish = DashboardPublisher()
 
@@ -478,7 +491,12 @@ def optimize(study: optuna.Study, objective: Objective, cfg: SearchConfig,
         publish(study)
         if after_trial is not None:
             after_trial()
-        if target is not None and trained_count(study) >= target:
+        if target is None:
+            return
+        done = trained_count(study)
+        if running_since is not None and done < target:
+            done += running_count(study, running_since)
+        if done >= target:
             study.stop()
 
     if target is not None and trained_count(study) >= target:

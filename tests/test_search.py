@@ -31,11 +31,12 @@ def test_trained_models_are_within_budget_and_stored(searched):
     for t in complete:
         a = t.user_attrs
         assert a["params"] <= 1500 == a["budget"]
-        assert 0.1 < a["val_acc"] <= 1 and 0.1 < a["test_acc"] <= 1 and t.value == a["val_acc"]
+        assert 0 < a["val_acc"] <= 1 and 0 < a["test_acc"] <= 1 and t.value == a["val_acc"]
         assert a["macs"] > 0 and a["seconds"] > 0 and a["spec"]["layers"] and a["recipe"]["lr"] > 0
         assert (tmp / "w" / f"trial_{t.number}.pt").exists()
         assert t.system_attrs["constraints:params_over_budget"] == a["params"] - 1500 <= 0
         assert len(t.intermediate_values) >= 4  # reported inside the single epoch
+    assert max(t.value for t in complete) > 0.15  # above chance (0.1) after a few steps on 1,200 images
 
 
 def test_rejected_candidates_are_never_built_and_end_fast(searched):

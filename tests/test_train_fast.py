@@ -1,0 +1,84 @@
+"""The trainer's speed settings keep it learning: bf16 autocast, fused optimizers,
+batched evaluation, the default thread count."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from budgetnas import cli
+from budgetnas.config import Recipe
+from budgetnas.model import build_model
+from budgetnas.presets import PRESETS
+from budgetnas.train import evaluate, make_optimizer, train
+
+
+@pytest.fixture(scope="module")
+def quick_data(small_data):
+    """small_data with 2,000 test images (evaluation is not what these tests time)."""
+    return dataclasses.replace(small_data, test_x=small_data.test_x[:2000], test_y=small_data.test_y[:2000])
+
+
+def _train_b(data, bf16: bool, seed: int = 0):
+    torch.manual_seed(seed)
+    model = build_model(PRESETS["B"].spec)
+    recipe = Recipe("adam", 0.01, "onecycle", 64, 0.0, grad_clip=1.0, epochs=2)
+    return train(model, data, recipe, seed=seed, bf16=bf16)
+
+
+def test_bf16_autocast_learns_like_fp32(quick_data):
+    fp32, bf16 = _train_b(quick_data, bf16=False), _train_b(quick_data, bf16=True)
+    assert (fp32.precision, bf16.precision) == ("fp32", "bf16")
+    assert bf16.test_acc > 0.85  # chance is 0.10; fp32 reaches ~0.89 on these 2,000 images
+    assert abs(bf16.test_acc - fp32.test_acc) < 0.03
+
+
+def test_bf16_keeps_weights_fp32(quick_data):
+    torch.manual_seed(0)
+    model = build_model(PRESETS["B"].spec)
+    train(model, dataclasses.replace(quick_data, train_x=quick_data.train_x[:256], train_y=quick_data.train_y[:256]),
+          Recipe(schedule="constant", epochs=1), bf16=True, eval_points=1)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
+def test_optimizers_are_fused_on_cpu(name):
+    model = build_model(PRESETS["A"].spec)
+    opt = make_optimizer(model, Recipe(optimizer=name, lr=0.01))
+    assert opt.defaults.get("fused") is True
+    before = [p.detach().clone() for p in model.parameters()]
+    model(torch.randn(4, 1, 28, 28)).sum().backward()
+    opt.step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_evaluate_counts_every_image(quick_data):
+    torch.manual_seed(0)
+    model = build_model(PRESETS["A"].spec).eval()
+    x, y = quick_data.val_x[:777], quick_data.val_y[:777]  # not a multiple of the batch size
+    with torch.no_grad():
+        expected = (model(x).argmax(1) == y).sum().item() / len(x)
+    assert evaluate(model, x, y, channels_last=False) == pytest.approx(expected)
+    assert not model.training  # evaluate restores the mode it found
+    model.train()
+    evaluate(model, x, y)
+    assert model.training
+
+
+@pytest.mark.parametrize("load, workers, expected", [(0.0, 1, 2), (0.0, 2, 1), (1.2, 1, 1), (7.0, 1, 1), (7.0, 2, 1)])
+def test_default_threads_leave_busy_cores_alone(monkeypatch, load, workers, expected):
+    monkeypatch.setattr(cli.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(cli.os, "getloadavg", lambda: (load, load, load))
+    assert cli.default_threads(workers) == expected
+
+
+@pytest.mark.parametrize("images", [64, 128, 192, 256, 320])
+def test_onecycle_runs_on_a_few_steps(quick_data, images):
+    """1-5 steps of OneCycle (4 steps at a 25% warm-up once divided by zero)."""
+    small = dataclasses.replace(quick_data, train_x=quick_data.train_x[:images], train_y=quick_data.train_y[:images],
+                                val_x=quick_data.val_x[:200], val_y=quick_data.val_y[:200],
+                                test_x=quick_data.test_x[:200], test_y=quick_data.test_y[:200])
+    torch.manual_seed(0)
+    result = train(build_model(PRESETS["A"].spec), small, Recipe(schedule="onecycle", batch_size=64), eval_points=1)
+    assert 0.0 <= result.test_acc <= 1.0 and result.history[0]["loss"] > 0
