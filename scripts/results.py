@@ -82,7 +82,7 @@ def part_repro(cache: dict, long_seeds: int = 3) -> None:
     for name, p in PRESETS.items():
         for epochs in sorted({1, p.recipe.epochs}):
             recipe = Recipe.from_dict({**p.recipe.to_dict(), "epochs": epochs})
-            for seed in SEEDS[: long_seeds if epochs > 1 else 3]:
+            for seed in SEEDS[: long_seeds if epochs > 1 else 3]:  # long_seeds=0: 1-epoch runs only
                 cached_train(cache, f"repro/{name}/e{epochs}/s{seed}", p.spec.to_dict(), recipe, seed)
 
 
