@@ -402,7 +402,8 @@ class Objective:
         def report(point: int, acc: float) -> None:
             last.update(point=point, acc=acc)
             trial.report(acc, point)
-            if trial.should_prune():
+            # the last report ends training anyway: a finished model is kept, never pruned
+            if point < cfg.epochs * cfg.eval_points and trial.should_prune():
                 raise optuna.TrialPruned(f"val acc {acc:.4f} at report {point}")
 
         try:
