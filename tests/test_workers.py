@@ -42,6 +42,7 @@ def test_two_workers_share_one_study(mnist_dir, tmp_path, monkeypatch, capsys):
             assert t.user_attrs["params"] <= 25_000
         if t.state == optuna.trial.TrialState.COMPLETE:
             assert Path(t.user_attrs["weights"]).is_file()
+            assert t.user_attrs["threads"] == 1  # cores / workers on this 2-core machine, or fewer
             assert f"trial {t.number:>4} complete" in out
     assert "rank" in out  # the leaderboard at the end
 
