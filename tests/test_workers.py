@@ -29,7 +29,7 @@ def test_two_workers_share_one_study(mnist_dir, tmp_path, monkeypatch, capsys):
     assert rc == 0, out
     journal = tmp_path / "studies" / "w2.journal"  # chosen automatically: safe for several processes
     assert journal.is_file() and not (tmp_path / "studies" / "w2.db").exists()
-    assert "2 worker processes x 1 threads" in out
+    assert "2 worker processes x " in out
     study = _load(f"journal:{journal}", "w2")
     numbers = [t.number for t in study.trials]
     assert len(numbers) == len(set(numbers))
@@ -42,7 +42,7 @@ def test_two_workers_share_one_study(mnist_dir, tmp_path, monkeypatch, capsys):
             assert t.user_attrs["params"] <= 25_000
         if t.state == optuna.trial.TrialState.COMPLETE:
             assert Path(t.user_attrs["weights"]).is_file()
-            assert t.user_attrs["threads"] == 1  # cores / workers on this 2-core machine, or fewer
+            assert 1 <= t.user_attrs["threads"] <= max(1, (os.cpu_count() or 1) // 2)  # cores / workers at most
             assert f"trial {t.number:>4} complete" in out
     assert "rank" in out  # the leaderboard at the end
 
