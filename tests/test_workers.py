@@ -55,6 +55,28 @@ def test_sqlite_is_refused_for_several_workers(tmp_path, capsys):
     assert not db.exists()
 
 
+def test_bad_data_stops_the_started_workers_before_any_storage(mnist_dir, tmp_path, monkeypatch, capsys):
+    bad = tmp_path / "data"
+    bad.mkdir()
+    for f in mnist_dir.iterdir():
+        (bad / f.name).write_bytes(f.read_bytes()[:1000] if f.name.startswith("train-images") else f.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    before = set(_children(os.getpid()))
+    rc = cli.main(["search", "--workers", "2", "--trials", "2", "--study", "bad", "--data-dir", str(bad), *TINY])
+    assert rc == cli.EXIT_BAD_INPUT
+    assert "train-images-idx3-ubyte" in capsys.readouterr().err
+    assert not (tmp_path / "studies").exists()
+    time.sleep(0.5)  # the workers were started before the data was checked: none is left
+    assert not [p for p in set(_children(os.getpid())) - before if "spawn_main" in _cmdline(p)]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+    except OSError:  # gone
+        return ""
+
+
 def _children(pid: int) -> list[int]:
     kids = []
     for entry in Path("/proc").iterdir():
@@ -94,8 +116,7 @@ def test_ctrl_c_stops_the_workers_and_fails_their_trials(mnist_dir, tmp_path):
     assert proc.returncode == 130, out
     assert "interrupted" in out and "Traceback" not in out
     time.sleep(1)
-    assert not [p for p in workers if Path(f"/proc/{p}").exists() and "multiprocessing" in
-                Path(f"/proc/{p}/cmdline").read_text(errors="replace")]
+    assert not [p for p in workers if "multiprocessing" in _cmdline(p)]
     study = _load(url, "c")
     assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))  # each running trial is marked failed
     assert study.get_trials(states=(optuna.trial.TrialState.FAIL,))
