@@ -202,17 +202,39 @@ def load_existing_study(args: argparse.Namespace):
     return optuna.load_study(study_name=args.study, storage=storage)
 
 
+def idle_cores(window: float = 0.3) -> float | None:
+    """How many cores sat idle during the next ``window`` seconds (Linux /proc/stat), or
+    None where that cannot be read."""
+    import time
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+        return ticks[3] + ticks[4], sum(ticks)  # idle + iowait, all
+
+    try:
+        idle0, total0 = sample()
+        time.sleep(window)
+        idle1, total1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return (os.cpu_count() or 1) * (idle1 - idle0) / max(1, total1 - total0)
+
+
 def default_threads(workers: int = 1) -> int:
     """Torch threads per worker when --threads is not given: cores / workers, but no more
-    than the cores other processes leave idle (1-minute load average, read at start).
-    Why: measured on 2 shared cores (load average ~5), a seed-B training step took 9-10 ms
-    with 1 thread and 17-25 ms (median) with 2, whose OpenMP threads wait for each other
-    whenever another process holds one of the cores."""
+    than the cores other processes leave idle right now (measured over 0.3 s; the 1-minute
+    load average where /proc/stat cannot be read). Why: on 2 cores shared with other
+    processes, a seed-B training step took 9-10 ms with 1 thread and 17-25 ms (median)
+    with 2, whose OpenMP threads wait for each other whenever another process holds one
+    of the cores; on idle cores 2 threads are faster."""
     cores = os.cpu_count() or 1
-    try:
-        idle = cores - os.getloadavg()[0]
-    except (OSError, AttributeError):  # no load average on this platform
-        idle = cores
+    idle = idle_cores()
+    if idle is None:
+        try:
+            idle = cores - os.getloadavg()[0]
+        except (OSError, AttributeError):  # no load average on this platform
+            idle = cores
     return max(1, min(cores // workers, int(idle / workers + 0.5)))
 
 

@@ -424,7 +424,7 @@ class Objective:
         weights = self._save_weights(trial.number, model)
         for key, value in (("val_acc", result.val_acc), ("test_acc", result.test_acc), ("seconds", result.seconds),
                            ("history", result.history), ("weights", str(weights)), ("device", str(self.device)),
-                           ("precision", result.precision),
+                           ("precision", result.precision), ("threads", torch.get_num_threads()),
                            ("torch", torch.__version__)):
             trial.set_user_attr(key, value)
         self.on_event(TrialEvent(trial.number, "complete", params, cfg.budget, result.val_acc, result.test_acc,

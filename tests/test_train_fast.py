@@ -66,11 +66,26 @@ def test_evaluate_counts_every_image(quick_data):
     assert model.training
 
 
-@pytest.mark.parametrize("load, workers, expected", [(0.0, 1, 2), (0.0, 2, 1), (1.2, 1, 1), (7.0, 1, 1), (7.0, 2, 1)])
-def test_default_threads_leave_busy_cores_alone(monkeypatch, load, workers, expected):
+@pytest.mark.parametrize("idle, workers, expected", [(2.0, 1, 2), (1.6, 1, 2), (2.0, 2, 1), (1.0, 1, 1), (0.2, 1, 1),
+                                                     (0.0, 2, 1)])
+def test_default_threads_leave_busy_cores_alone(monkeypatch, idle, workers, expected):
     monkeypatch.setattr(cli.os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(cli.os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(cli, "idle_cores", lambda: idle)
     assert cli.default_threads(workers) == expected
+
+
+def test_default_threads_fall_back_to_the_load_average(monkeypatch):
+    monkeypatch.setattr(cli.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(cli, "idle_cores", lambda: None)
+    monkeypatch.setattr(cli.os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    assert cli.default_threads(1) == 2
+    monkeypatch.setattr(cli.os, "getloadavg", lambda: (5.0, 5.0, 5.0))
+    assert cli.default_threads(1) == 1
+
+
+def test_idle_cores_reads_this_machine():
+    idle = cli.idle_cores(0.05)
+    assert idle is None or 0.0 <= idle <= (cli.os.cpu_count() or 1) + 1e-9
 
 
 @pytest.mark.parametrize("images", [64, 128, 192, 256, 320])

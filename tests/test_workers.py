@@ -29,7 +29,7 @@ def test_two_workers_share_one_study(mnist_dir, tmp_path, monkeypatch, capsys):
     assert rc == 0, out
     journal = tmp_path / "studies" / "w2.journal"  # chosen automatically: safe for several processes
     assert journal.is_file() and not (tmp_path / "studies" / "w2.db").exists()
-    assert "2 worker processes x 1 threads" in out
+    assert "2 worker processes x " in out
     study = _load(f"journal:{journal}", "w2")
     numbers = [t.number for t in study.trials]
     assert len(numbers) == len(set(numbers))
@@ -42,6 +42,7 @@ def test_two_workers_share_one_study(mnist_dir, tmp_path, monkeypatch, capsys):
             assert t.user_attrs["params"] <= 25_000
         if t.state == optuna.trial.TrialState.COMPLETE:
             assert Path(t.user_attrs["weights"]).is_file()
+            assert 1 <= t.user_attrs["threads"] <= max(1, (os.cpu_count() or 1) // 2)  # cores / workers at most
             assert f"trial {t.number:>4} complete" in out
     assert "rank" in out  # the leaderboard at the end
 
@@ -52,6 +53,28 @@ def test_sqlite_is_refused_for_several_workers(tmp_path, capsys):
     assert rc == cli.EXIT_BAD_INPUT
     assert "not safe for several processes" in capsys.readouterr().err
     assert not db.exists()
+
+
+def test_bad_data_stops_the_started_workers_before_any_storage(mnist_dir, tmp_path, monkeypatch, capsys):
+    bad = tmp_path / "data"
+    bad.mkdir()
+    for f in mnist_dir.iterdir():
+        (bad / f.name).write_bytes(f.read_bytes()[:1000] if f.name.startswith("train-images") else f.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    before = set(_children(os.getpid()))
+    rc = cli.main(["search", "--workers", "2", "--trials", "2", "--study", "bad", "--data-dir", str(bad), *TINY])
+    assert rc == cli.EXIT_BAD_INPUT
+    assert "train-images-idx3-ubyte" in capsys.readouterr().err
+    assert not (tmp_path / "studies").exists()
+    time.sleep(0.5)  # the workers were started before the data was checked: none is left
+    assert not [p for p in set(_children(os.getpid())) - before if "spawn_main" in _cmdline(p)]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+    except OSError:  # gone
+        return ""
 
 
 def _children(pid: int) -> list[int]:
@@ -93,8 +116,7 @@ def test_ctrl_c_stops_the_workers_and_fails_their_trials(mnist_dir, tmp_path):
     assert proc.returncode == 130, out
     assert "interrupted" in out and "Traceback" not in out
     time.sleep(1)
-    assert not [p for p in workers if Path(f"/proc/{p}").exists() and "multiprocessing" in
-                Path(f"/proc/{p}/cmdline").read_text(errors="replace")]
+    assert not [p for p in workers if "multiprocessing" in _cmdline(p)]
     study = _load(url, "c")
     assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))  # each running trial is marked failed
     assert study.get_trials(states=(optuna.trial.TrialState.FAIL,))
