@@ -379,6 +379,7 @@ class Objective:
         trial.set_constraint("params_over_budget", float(params - cfg.budget))
         trial.set_user_attr("params", params)
         trial.set_user_attr("budget", cfg.budget)
+        trial.set_user_attr("worker", worker_name())
         self._note(trial, spec, params)
         if params > cfg.budget:  # rejected before any model exists (few storage writes: ~ms)
             trial.set_user_attr("spec", spec.to_dict())
@@ -393,7 +394,7 @@ class Objective:
         # a retry of a trial whose worker died inherits its user attrs: replay its seed too
         seed = trial.user_attrs.get("seed", trial_seed(cfg.seed, trial.number))
         for key, value in (("spec", spec.to_dict()), ("recipe", recipe.to_dict()), ("macs", macs(spec)),
-                           ("seed", seed), ("budget_use", params / cfg.budget), ("worker", worker_name())):
+                           ("seed", seed), ("budget_use", params / cfg.budget)):
             trial.set_user_attr(key, value)
         torch.manual_seed(seed)
         model = build_model(spec)

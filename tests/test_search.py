@@ -49,10 +49,10 @@ def test_rejected_candidates_are_never_built_and_end_fast(searched):
         assert t.system_attrs["constraints:params_over_budget"] == t.user_attrs["params"] - 1500 > 0
         assert "val_acc" not in t.user_attrs and not t.intermediate_values
         assert not (tmp / "w" / f"trial_{t.number}.pt").exists()
-    # ~20 ms each on an idle machine (storage writes); the bound leaves room for a loaded
-    # CI machine but not for building or training a model (seconds)
+    # ~20 ms each on an idle machine (storage writes), ~130 ms at load 5: the bound leaves
+    # room for a loaded CI machine; the checks above prove nothing was built or trained
     durations = sorted((t.datetime_complete - t.datetime_start).total_seconds() for t in rejected)
-    assert durations[len(durations) // 2] < 0.1 and durations[-1] < 0.5, durations
+    assert durations[len(durations) // 2] < 0.25 and durations[-1] < 1.0, durations
 
 
 def test_leaderboard_is_readable_from_the_storage(searched, capsys):
