@@ -4,6 +4,7 @@ processes joining it with nothing but its URL and name. Skips only outside CI wh
 PostgreSQL server can be started; in CI it must run."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -79,12 +80,13 @@ def test_three_workers_share_one_study(pg_url, tmp_path, mnist_dir):
     params = [tuple(sorted(t.params.items())) for t in trials]
     assert len(set(params)) == len(params), "workers have samplers of their own: no candidate proposed twice"
 
-    board = run(budgetnas("leaderboard", "--storage", pg_url, "--study", "pg3", "--all", "--top", "1000"), cwd=tmp_path)
+    board = run(budgetnas("leaderboard", "--storage", pg_url, "--study", "pg3", "--all", "--top", "1000",
+                          "--format", "json"), cwd=tmp_path)
     assert board.returncode == 0, board.stderr
-    rows = [line.split() for line in board.stdout.splitlines()[2:] if line.strip()]
-    assert sorted(int(r[1]) for r in rows) == sorted(numbers), "the leaderboard lists every trial once"
+    entries = json.loads(board.stdout)["entries"]
+    assert sorted(e["trial"] for e in entries) == sorted(numbers), "the leaderboard lists every trial once"
     complete = [t for t in trials if t.state.name == "COMPLETE"]
-    ranked = [int(r[1]) for r in rows if r[0].isdigit()]
+    ranked = [e["trial"] for e in entries if e["state"] == "complete"]
     assert ranked == [t.number for t in sorted(complete, key=lambda t: (-t.value, t.user_attrs["params"], t.number))]
     for t in complete:  # every completed trial's weights, loadable with the safe unpickler
         assert torch.load(t.user_attrs["weights"], weights_only=True)
