@@ -86,8 +86,6 @@ def test_weights_are_only_loaded_with_weights_only_true():
 
 def test_dashboard_binds_localhost_by_default():
     sub = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
-    if "dashboard" not in sub.choices:
-        pytest.skip("no dashboard command in this tree (built on another branch)")
     args = sub.choices["dashboard"].parse_args([])
     assert args.host == "127.0.0.1"
 
