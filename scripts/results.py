@@ -246,6 +246,9 @@ def render(cache: dict) -> str:
     else:
         lines.append("not run")
     lines += ["", "## Data-subset fidelity (`--train-fraction`)", "",
+              "Same architecture and recipe, 1 epoch, trained on a share of the 55,000 training images",
+              "(validation and test sets whole). Seconds are wall time on a 2-core machine that other jobs",
+              "shared while some of these ran: read them as rough, the accuracy column as exact.", "",
               "| model | training data | test acc | seconds per trial |", "|---|---|---|---|"]
     for prefix, label in (("subset/tier25k/", "25k winner"), ("subset/E/", "seed E")):
         arms = sorted({k.split("/")[2] for k in cache if k.startswith(prefix)})
