@@ -194,8 +194,7 @@ def load_existing_study(args: argparse.Namespace):
     warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
     url = storage_url(args)
     storage = open_storage(url, create=False)  # creates no file, table or study
-    names = [s.study_name for s in optuna.get_all_study_summaries(storage)] if hasattr(optuna, "get_all_study_summaries") \
-        else optuna.get_all_study_names(storage)
+    names = optuna.get_all_study_names(storage)
     if args.study not in names:
         known = ", ".join(names) or "none"
         raise ConfigError(f"no study {args.study!r} in {redact(url)} (studies there: {known}): pass --study NAME")
