@@ -97,3 +97,39 @@ def test_onecycle_runs_on_a_few_steps(quick_data, images):
     torch.manual_seed(0)
     result = train(build_model(PRESETS["A"].spec), small, Recipe(schedule="onecycle", batch_size=64), eval_points=1)
     assert 0.0 <= result.test_acc <= 1.0 and result.history[0]["loss"] > 0
+
+
+@pytest.mark.parametrize("preset", ["A", "B", "D"])
+def test_pool_before_relu_is_the_same_network(preset):
+    """Blocks without dropout run their max pool before the ReLU: outputs and gradients
+    equal the spec's literal order (conv, BN, ReLU, pool), state_dict keys unchanged;
+    blocks with dropout (D) keep the pool as its own layer."""
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = build_model(PRESETS[preset].spec).train()
+    literal = []  # the same modules in the spec's order
+    for m in model.features:
+        if hasattr(m, "conv"):
+            literal += [m.conv, m.bn, m.act, m.drop]
+            if isinstance(m.pool, nn.MaxPool2d):
+                literal.append(nn.MaxPool2d(2))
+        else:
+            literal.append(m)
+    fused = sum(isinstance(getattr(m, "pool", None), nn.MaxPool2d) for m in model.features)
+    kept = sum(isinstance(m, nn.MaxPool2d) for m in model.features)
+    pools = sum(l.kind == "pool" for l in PRESETS[preset].spec.layers)
+    assert fused + kept == pools and (fused == 0 if preset == "D" else kept == 0)
+    x = torch.randn(8, 1, 28, 28)
+    torch.manual_seed(1)
+    out = model(x)
+    out.square().sum().backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    torch.manual_seed(1)
+    ref = model.head(nn.Sequential(*literal)(x))
+    ref.square().sum().backward()
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    for g, p in zip(grads, model.parameters()):
+        torch.testing.assert_close(g, p.grad)
+    assert all(k.startswith(("features.", "head.")) and ".pool" not in k for k in model.state_dict())
