@@ -58,7 +58,7 @@ def efficiency(val_acc: float, params: int) -> float:
 
     Why a tiny useless model cannot win: the size term is logarithmic, so it moves little
     over the whole range a budget allows. Between the smallest net the space can build
-    (246 params) and a 25k budget there are 6.7 doublings, worth 3.3 points at most;
+    (154 params) and a 25k budget there are 7.3 doublings, worth 3.7 points at most;
     accuracy differences between useful and useless models are tens of points. (A plain
     acc/params ratio would do the opposite: a 250-param net at 50% "beats" a 20k net at
     99% by a factor 40.) Examples: 300 params at 90% scores 90.9; 20k params at 99%
@@ -165,8 +165,8 @@ def format_table(entries: list[Entry], arch: bool = False) -> str:
 
 # --- summaries and output formats (table, CSV, JSON, markdown) ------------------------------
 def arch_summary(spec: dict | None) -> str:
-    """A short architecture string: conv widths (':k' for non-3x3 kernels), P for a 2x2
-    max pool, then the head, e.g. '8 8 P 16 16 P 32 | gap fc64'."""
+    """A short architecture string: conv widths (':k' for non-3x3 kernels, 'dw' for a
+    depthwise conv), P for a 2x2 max pool, then the head, e.g. '8 8 P 16 16 P 32 | gap fc64'."""
     if not spec:
         return "-"
     parts = []
@@ -175,7 +175,10 @@ def arch_summary(spec: dict | None) -> str:
             parts.append("P")
         else:
             k = layer.get("kernel", 3)
-            parts.append(f"{layer.get('out')}" + ("" if k == 3 else f":{k}"))
+            if layer.get("groups", 1) > 1 and layer.get("groups") == layer.get("out"):
+                parts.append("dw" + ("" if k == 3 else f":{k}"))
+            else:
+                parts.append(f"{layer.get('out')}" + ("" if k == 3 else f":{k}"))
     if not spec.get("linear", True):
         head = "gap (conv logits)"
     else:

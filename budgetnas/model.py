@@ -19,9 +19,9 @@ class ConvBlock(nn.Module):
     function and gradients (ReLU and max commute), with the ReLU on a quarter of the data."""
 
     def __init__(self, cin: int, out: int, kernel: int, padding: int, bias: bool, bn: bool, act: bool,
-                 dropout: float, pool: bool = False):
+                 dropout: float, pool: bool = False, groups: int = 1):
         super().__init__()
-        self.conv = nn.Conv2d(cin, out, kernel, padding=padding, bias=bias)
+        self.conv = nn.Conv2d(cin, out, kernel, padding=padding, bias=bias, groups=groups)
         self.bn = nn.BatchNorm2d(out) if bn else nn.Identity()
         self.pool = nn.MaxPool2d(2) if pool else nn.Identity()
         self.act = nn.ReLU(inplace=True) if act else nn.Identity()
@@ -71,7 +71,7 @@ def build_from_dict(spec: dict) -> Net:
             continue
         pool = i + 1 < len(layers) and layers[i + 1]["kind"] == "pool" and l["dropout"] == 0
         features.append(ConvBlock(cin, l["out"], l["kernel"], l["padding"], l["bias"], l["bn"], l["act"], l["dropout"],
-                                  pool))
+                                  pool, l.get("groups", 1)))
         cin = l["out"]
     head = Head(spec["head"] if spec["linear"] else "gap", spec["_head_dims"], spec["head_dropout"], spec["head_bias"])
     return Net(features, head)

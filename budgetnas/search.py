@@ -27,7 +27,7 @@ import torch
 from .config import ConfigError, DataConfig, Recipe, SearchConfig
 from .data import Data
 from .model import build_model
-from .space import DEFAULT_TRIAL, ArchSpec, Space, macs, param_count, sample_recipe, sample_spec
+from .space import ArchSpec, default_trials, Space, macs, param_count, sample_recipe, sample_spec
 from .train import Diverged, train
 
 # Study user attrs that pin a study's meaning: a worker or a rerun reads them, and a
@@ -293,7 +293,8 @@ def create_or_load_study(cfg: SearchConfig, storage: optuna.storages.BaseStorage
     if stored is None:
         study.set_user_attr("settings", wanted)
         study.set_metric_names(["val_acc"])
-        study.enqueue_trial(dict(DEFAULT_TRIAL), user_attrs={"default_trial": True})
+        for params in default_trials(cfg.budget):
+            study.enqueue_trial(dict(params), user_attrs={"default_trial": True})
     else:
         for key in PINNED:
             if stored.get(key) != wanted.get(key):

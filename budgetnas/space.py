@@ -26,7 +26,9 @@ if TYPE_CHECKING:  # types only: this module never imports optuna at run time
 @dataclass(frozen=True)
 class Layer:
     """One feature-extractor layer. kind 'conv': conv -> [BN] -> [ReLU] -> [dropout];
-    kind 'pool': 2x2 max pool, stride 2 (floor)."""
+    kind 'pool': 2x2 max pool, stride 2 (floor). ``groups`` splits a conv's channels into
+    groups (in and out must be multiples of it): groups == in == out is a depthwise conv,
+    which with a 1x1 conv after it makes a separable conv (dw: no BN, no ReLU)."""
 
     kind: str = "conv"
     out: int = 0  # output channels (conv only)
@@ -36,6 +38,7 @@ class Layer:
     bn: bool = True
     act: bool = True
     dropout: float = 0.0
+    groups: int = 1
 
 
 POOL = Layer(kind="pool")
@@ -93,13 +96,22 @@ class ArchSpec:
 def _layer_dict(layer: Layer) -> dict[str, Any]:
     if layer.kind == "pool":
         return {"kind": "pool"}
-    return dataclasses.asdict(layer)
+    d = dataclasses.asdict(layer)
+    if layer.groups == 1:  # specs written before groups existed stay byte-identical
+        del d["groups"]
+    return d
 
 
 def conv(out: int, kernel: int = 3, padding: int | None = None, *, bias: bool = False, bn: bool = True,
-         act: bool = True, dropout: float = 0.0) -> Layer:
+         act: bool = True, dropout: float = 0.0, groups: int = 1) -> Layer:
     """A conv layer; padding defaults to 'same' (kernel // 2)."""
-    return Layer("conv", out, kernel, kernel // 2 if padding is None else padding, bias, bn, act, dropout)
+    return Layer("conv", out, kernel, kernel // 2 if padding is None else padding, bias, bn, act, dropout, groups)
+
+
+def separable(cin: int, out: int, dropout: float = 0.0) -> list[Layer]:
+    """A 3x3 separable conv: depthwise 3x3 (no BN, no ReLU), then 1x1 cin -> out with BN
+    and ReLU: 9*cin + cin*out + 2*out params against 9*cin*out + 2*out for a full 3x3."""
+    return [conv(cin, groups=cin, bn=False, act=False), conv(out, 1, dropout=dropout)]
 
 
 # --- shapes, parameters, MACs ------------------------------------------------------
@@ -132,14 +144,14 @@ def head_dims(spec: ArchSpec) -> list[int]:
 
 
 def conv_params(layer: Layer, cin: int) -> int:
-    """Weights k*k*cin*out, plus out biases, plus 2*out BatchNorm affine parameters."""
-    return layer.out * cin * layer.kernel ** 2 + (layer.out if layer.bias else 0) + (2 * layer.out if layer.bn else 0)
+    """Weights k*k*(cin/groups)*out, plus out biases, plus 2*out BatchNorm affine parameters."""
+    return layer.out * (cin // layer.groups) * layer.kernel ** 2 + (layer.out if layer.bias else 0) + (2 * layer.out if layer.bn else 0)
 
 
 def param_count(spec: ArchSpec) -> int:
     """The trainable parameter count: what a budget limits.
 
-    Definition: sum over conv layers of ``k*k*c_in*c_out + c_out*[bias] + 2*c_out*[BN]``
+    Definition: sum over conv layers of ``k*k*(c_in/groups)*c_out + c_out*[bias] + 2*c_out*[BN]``
     plus, over linear layers of the head, ``d_in*d_out + d_out*[bias]``. Pools, ReLU,
     dropout and BatchNorm running statistics (buffers) hold no trainable parameters.
     Equal to ``sum(p.numel() for p in build_model(spec).parameters())`` (tested).
@@ -158,8 +170,9 @@ def layer_table(spec: ArchSpec) -> list[dict[str, Any]]:
         if l.kind == "pool":
             rows.append({"name": f"features.{i}", "layer": "maxpool 2x2", "shape": [cout, s, s], "params": 0, "macs": 0})
             continue
-        desc = f"conv {l.kernel}x{l.kernel} {cin}->{cout}" + (" +BN" if l.bn else "") + (" +ReLU" if l.act else "")
-        macs = cout * cin * l.kernel ** 2 * s * s
+        kind = "conv" if l.groups == 1 else "dwconv" if l.groups == cin == cout else f"conv g{l.groups}"
+        desc = f"{kind} {l.kernel}x{l.kernel} {cin}->{cout}" + (" +BN" if l.bn else "") + (" +ReLU" if l.act else "")
+        macs = cout * (cin // l.groups) * l.kernel ** 2 * s * s
         rows.append({"name": f"features.{i}", "layer": desc, "shape": [cout, s, s],
                      "params": conv_params(l, cin), "macs": macs})
     dims = head_dims(spec)
@@ -181,11 +194,13 @@ def validate(spec: ArchSpec) -> None:
     """Raise ConfigError if the spec cannot be built."""
     if spec.head not in ("gap", "flatten"):
         raise ConfigError(f"spec head must be 'gap' or 'flatten' (got {spec.head!r})")
-    for i, (l, _, s_in, c, s) in enumerate(walk(spec)):
+    for i, (l, cin, s_in, c, s) in enumerate(walk(spec)):
         if l.kind not in ("conv", "pool"):
             raise ConfigError(f"spec layer {i}: kind must be 'conv' or 'pool' (got {l.kind!r})")
         if l.kind == "conv" and (l.out < 1 or l.kernel < 1 or l.padding < 0 or not 0 <= l.dropout < 1):
             raise ConfigError(f"spec layer {i}: needs out >= 1, kernel >= 1, padding >= 0, 0 <= dropout < 1")
+        if l.kind == "conv" and (not isinstance(l.groups, int) or l.groups < 1 or cin % l.groups or l.out % l.groups):
+            raise ConfigError(f"spec layer {i}: groups ({l.groups}) must divide its {cin} input and {l.out} output channels")
         if s < 1:
             raise ConfigError(f"spec layer {i} shrinks the {spec.image_size}px image to nothing: use fewer pools or padding")
     if not any(l.kind == "conv" for l in spec.layers):
@@ -206,6 +221,7 @@ class Space:
     convs_per_stage: tuple[int, int] = (1, 3)
     growth: tuple[float, ...] = (1.0, 1.5, 2.0)  # width ratio between stages
     fill: tuple[float, float] = (0.5, 1.0)  # share of the budget the widths are scaled to use
+    separable: tuple[bool, ...] = (False, True)  # convs after the first as depthwise 3x3 + 1x1
     heads: tuple[str, ...] = ("gap", "flatten")
     hidden: tuple[int, ...] = (0, 32, 64)
     conv_dropout: tuple[float, float] = (0.0, 0.1)
@@ -213,7 +229,7 @@ class Space:
     width_step: int = 2  # channel widths are multiples of this, and at least 4
     # training recipe ranges
     optimizers: tuple[str, ...] = ("adamw", "sgd")
-    lr_adamw: tuple[float, float] = (1e-3, 2e-2)
+    lr_adamw: tuple[float, float] = (1e-3, 3e-2)
     lr_sgd: tuple[float, float] = (1e-2, 0.3)
     schedules: tuple[str, ...] = ("onecycle", "cosine")  # with 1-2 epochs an annealed lr matters most
     batch_sizes: tuple[int, ...] = (32, 64, 128, 256)
@@ -224,10 +240,19 @@ class Space:
 
 
 def stage_spec(stages: int, convs: int, widths: list[int], last_pool: bool, head: str, hidden: int,
-               conv_dropout: float, head_dropout: float) -> ArchSpec:
+               conv_dropout: float, head_dropout: float, separable_convs: bool = False) -> ArchSpec:
+    """``stages`` stages of ``convs`` 3x3 convs each (stage i has widths[i] channels), a 2x2
+    max pool after each stage (after the last one too with last_pool); separable_convs:
+    every conv but the first is a depthwise 3x3 + 1x1 pair (see separable)."""
     layers: list[Layer] = []
+    cin = 1
     for i in range(stages):
-        layers += [conv(widths[i], dropout=conv_dropout) for _ in range(convs)]
+        for _ in range(convs):
+            if separable_convs and layers:
+                layers += separable(cin, widths[i], conv_dropout)
+            else:
+                layers.append(conv(widths[i], dropout=conv_dropout))
+            cin = widths[i]
         if i < stages - 1 or last_pool:
             layers.append(POOL)
     return ArchSpec(tuple(layers), head=head, hidden=(hidden,) if hidden else (), head_dropout=head_dropout)
@@ -259,6 +284,7 @@ def sample_spec(trial: "optuna.trial.BaseTrial", space: Space, budget: int) -> A
     stages = trial.suggest_int("stages", *space.stages)
     convs = trial.suggest_int("convs_per_stage", *space.convs_per_stage)
     growth = trial.suggest_categorical("growth", list(space.growth))
+    sep = trial.suggest_categorical("separable", list(space.separable))
     fill = trial.suggest_float("fill", *space.fill)
     last_pool = trial.suggest_categorical("last_pool", [True, False])
     head = trial.suggest_categorical("head", list(space.heads))
@@ -267,7 +293,7 @@ def sample_spec(trial: "optuna.trial.BaseTrial", space: Space, budget: int) -> A
     head_dropout = trial.suggest_float("head_dropout", *space.head_dropout)
 
     def make(widths: list[int]) -> ArchSpec:
-        return stage_spec(stages, convs, widths, last_pool, head, hidden, conv_dropout, head_dropout)
+        return stage_spec(stages, convs, widths, last_pool, head, hidden, conv_dropout, head_dropout, sep)
 
     return fit_widths(make, fill * budget, growth, space.width_step)
 
@@ -294,17 +320,28 @@ def sample_recipe(trial: "optuna.trial.BaseTrial", space: Space, epochs: int) ->
 # stages of two 3x3 convs growing 1.5x in width, a flatten head, AdamW with OneCycle at
 # batch 64. A new study tries it first, so even a short search starts from a good model.
 DEFAULT_TRIAL = {
-    "stages": 3, "convs_per_stage": 2, "growth": 1.5, "fill": 0.95, "last_pool": True, "head": "flatten",
-    "hidden": 0, "conv_dropout": 0.0, "head_dropout": 0.1, "optimizer": "adamw", "lr_adamw": 5e-3,
+    "stages": 3, "convs_per_stage": 2, "growth": 1.5, "separable": False, "fill": 0.95, "last_pool": True,
+    "head": "flatten", "hidden": 0, "conv_dropout": 0.0, "head_dropout": 0.1, "optimizer": "adamw", "lr_adamw": 5e-3,
     "augment": False, "schedule": "onecycle", "batch_size": 64, "weight_decay": 1e-4, "label_smoothing": 0.05,
 }
+# For small budgets (a plain 3x3 net of <= 10k params has only 4-12 channels per layer):
+# one conv per stage, separable after the first, a higher peak lr and batch 32. On full
+# MNIST, 1 epoch, seed 0, it scored val 97.90% at 2k (1,666 params; plain DEFAULT_TRIAL
+# does not fit there) and val 98.48% at 5k (plain: 98.12%).
+SMALL_DEFAULT_TRIAL = {**DEFAULT_TRIAL, "convs_per_stage": 1, "separable": True, "lr_adamw": 2e-2, "batch_size": 32}
+SMALL_BUDGET = 10_000
+
+
+def default_trials(budget: int) -> list[dict[str, Any]]:
+    """The ordinary strong candidates a new study tries first (like a tuner's defaults)."""
+    return [DEFAULT_TRIAL, *([SMALL_DEFAULT_TRIAL] if budget <= SMALL_BUDGET else [])]
 
 
 def smallest_params(space: Space) -> int:
     """The fewest parameters any spec of the space can have (narrowest, fewest stages,
     GAP head with no hidden layer): a budget below it can find nothing."""
-    spec = stage_spec(space.stages[0], space.convs_per_stage[0], [MIN_WIDTH] * 8, True, "gap", 0, 0.0, 0.0)
-    return param_count(spec)
+    return min(param_count(stage_spec(space.stages[0], space.convs_per_stage[0], [MIN_WIDTH] * 8, True, "gap", 0,
+                                      0.0, 0.0, sep)) for sep in space.separable)
 
 
 def budget_use_summary(budget: int, n: int = 2000, seed: int = 0, space: Space | None = None) -> dict[str, Any]:

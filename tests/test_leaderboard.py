@@ -42,7 +42,7 @@ def test_efficiency_trades_half_a_point_per_doubling():
     assert lb.efficiency(0.98, 4000) > lb.efficiency(0.98, 8000)
 
 
-@pytest.mark.parametrize("tiny_params,tiny_acc", [(246, 0.11), (246, 0.50), (300, 0.90), (1000, 0.95)])
+@pytest.mark.parametrize("tiny_params,tiny_acc", [(154, 0.11), (154, 0.50), (300, 0.90), (1000, 0.95)])
 def test_tiny_weak_model_cannot_beat_a_good_one(tiny_params, tiny_acc):
     good = lb.efficiency(0.99, 20000)
     assert lb.efficiency(tiny_acc, tiny_params) < good
@@ -53,7 +53,7 @@ def test_tiny_weak_model_cannot_beat_a_good_one(tiny_params, tiny_acc):
 def test_size_term_is_worth_at_most_a_few_points_over_a_budget():
     from budgetnas.space import Space, smallest_params
     spread = lb.efficiency(0.9, smallest_params(Space())) - lb.efficiency(0.9, 25000)
-    assert 3.0 < spread < 3.5
+    assert 3.5 < spread < 4.0  # 7.3 doublings from 154 params to 25k
 
 
 # --- Pareto front, build, tiers -----------------------------------------------------------

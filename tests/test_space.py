@@ -34,8 +34,9 @@ def test_analytic_count_equals_torch_count_for_600_sampled_specs():
         spec = sample_spec(trial, Space(), budgets[i % len(budgets)])
         study.tell(trial, 0.0)
         assert param_count(spec) == torch_count(spec), spec
-        seen.add((len(spec.layers), spec.head, spec.hidden))
+        seen.add((len(spec.layers), spec.head, spec.hidden, any(l.groups > 1 for l in spec.layers)))
     assert len(seen) > 30  # the property covered many different shapes
+    assert {s[3] for s in seen} == {False, True}  # plain and separable convs
 
 
 def test_spec_json_round_trip_is_exact():
@@ -82,6 +83,8 @@ def test_macs_counts_convs_and_linears():
     '{"kind": "pool"}, {"kind": "pool"}]}',
     '{"layers": [{"kind": "conv", "out": 4, "colour": 1}]}',
     '{"layers": [{"kind": "conv", "out": 4}], "linear": false}',
+    '{"layers": [{"kind": "conv", "out": 4}, {"kind": "conv", "out": 6, "groups": 4}]}',
+    '{"layers": [{"kind": "conv", "out": 4, "groups": 0}]}',
     'not json',
 ])
 def test_malformed_specs_are_config_errors(bad):
@@ -92,3 +95,21 @@ def test_malformed_specs_are_config_errors(bad):
 def test_validate_accepts_every_preset():
     for p in PRESETS.values():
         validate(p.spec)
+
+
+def test_separable_conv_counts_and_builds():
+    from budgetnas.leaderboard import arch_summary
+    from budgetnas.space import separable, stage_spec
+
+    spec = ArchSpec((conv(8), *separable(8, 16), POOL), head="gap")
+    # 1->8 3x3 + BN: 72+16 ; depthwise 3x3 on 8: 72 ; 1x1 8->16 + BN: 128+32 ; linear 16->10: 170
+    assert param_count(spec) == torch_count(spec) == 72 + 16 + 72 + 128 + 32 + 170
+    assert macs(spec) == 8 * 9 * 784 + 8 * 9 * 784 + 16 * 8 * 784 + 160
+    model = build_model(spec)
+    assert model.features[1].conv.groups == 8
+    assert ArchSpec.from_json(spec.to_json()) == spec
+    assert "groups" not in json.loads(ArchSpec((conv(8),)).to_json())["layers"][0]  # old specs unchanged
+    assert arch_summary(spec.to_dict()) == "8 dw 16:1 P | gap"
+    plain = stage_spec(3, 2, [16, 24, 32], True, "gap", 0, 0.0, 0.0)
+    sep = stage_spec(3, 2, [16, 24, 32], True, "gap", 0, 0.0, 0.0, True)
+    assert param_count(sep) < param_count(plain) / 4
