@@ -165,20 +165,24 @@ def format_table(entries: list[Entry], arch: bool = False) -> str:
 
 # --- summaries and output formats (table, CSV, JSON, markdown) ------------------------------
 def arch_summary(spec: dict | None) -> str:
-    """A short architecture string: conv widths (':k' for non-3x3 kernels, 'dw' for a
-    depthwise conv), P for a 2x2 max pool, then the head, e.g. '8 8 P 16 16 P 32 | gap fc64'."""
+    """A short architecture string: conv widths (':k' for non-3x3 kernels), 's' before the
+    width of a separable conv (depthwise 3x3 then 1x1), 'dw' for another depthwise conv,
+    P for a 2x2 max pool, then the head, e.g. '8 8 P 16 16 P 32 | gap fc64', '8 P s16 P s24 | flat'."""
     if not spec:
         return "-"
-    parts = []
-    for layer in spec.get("layers", []):
+    parts: list[str] = []
+    layers = spec.get("layers", [])
+    for i, layer in enumerate(layers):
         if layer.get("kind") == "pool":
             parts.append("P")
+            continue
+        k = layer.get("kernel", 3)
+        if parts and parts[-1] == "dw" and k == 1:  # the 1x1 half of a separable conv
+            parts[-1] = f"s{layer.get('out')}"
+        elif layer.get("groups", 1) > 1 and layer.get("groups") == layer.get("out"):
+            parts.append("dw" + ("" if k == 3 else f":{k}"))
         else:
-            k = layer.get("kernel", 3)
-            if layer.get("groups", 1) > 1 and layer.get("groups") == layer.get("out"):
-                parts.append("dw" + ("" if k == 3 else f":{k}"))
-            else:
-                parts.append(f"{layer.get('out')}" + ("" if k == 3 else f":{k}"))
+            parts.append(f"{layer.get('out')}" + ("" if k == 3 else f":{k}"))
     if not spec.get("linear", True):
         head = "gap (conv logits)"
     else:

@@ -109,7 +109,7 @@ def test_separable_conv_counts_and_builds():
     assert model.features[1].conv.groups == 8
     assert ArchSpec.from_json(spec.to_json()) == spec
     assert "groups" not in json.loads(ArchSpec((conv(8),)).to_json())["layers"][0]  # old specs unchanged
-    assert arch_summary(spec.to_dict()) == "8 dw 16:1 P | gap"
+    assert arch_summary(spec.to_dict()) == "8 s16 P | gap"
     plain = stage_spec(3, 2, [16, 24, 32], True, "gap", 0, 0.0, 0.0)
     sep = stage_spec(3, 2, [16, 24, 32], True, "gap", 0, 0.0, 0.0, True)
     assert param_count(sep) < param_count(plain) / 4
