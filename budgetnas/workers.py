@@ -55,6 +55,22 @@ def _die_with_parent() -> None:
         pass
 
 
+def pin_to_cores(index: int, threads: int, workers: int) -> set[int] | None:
+    """Worker ``index`` keeps to cores of its own when the workers' threads exactly fill
+    the CPUs this process may use (e.g. --workers 2 with 1 thread each on 2 cores), so
+    the kernel does not move them between cores and their caches. Call before torch
+    starts its thread pool. Returns the cores, or None where nothing was changed."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+        if workers * threads != len(cpus) or workers < 2:
+            return None
+        mine = set(cpus[(index % workers) * threads:(index % workers + 1) * threads])
+        os.sched_setaffinity(0, mine)
+        return mine
+    except (AttributeError, OSError):  # no affinity API on this platform
+        return None
+
+
 def _worker_main(cfg: SearchConfig, url: str, index: int, threads: int, messages, go, progress: bool,
                  started: datetime, parent: int) -> None:
     """Entry point of worker ``index`` (spawned). Puts (kind, index, ...) tuples on ``messages``."""
@@ -67,8 +83,10 @@ def _worker_main(cfg: SearchConfig, url: str, index: int, threads: int, messages
     try:
         if os.getppid() != parent:  # the parent died before prctl took effect
             raise KeyboardInterrupt
-        # before torch loads: its OpenMP pool is sized from the environment
+        # before torch loads: its OpenMP pool is sized from the environment, and its
+        # threads inherit this thread's CPU affinity
         os.environ["OMP_NUM_THREADS"] = str(threads)
+        pin_to_cores(index, threads, cfg.workers)
         code = _work(cfg, url, index, threads, messages, go, progress, started)
     except KeyboardInterrupt:
         code = 130
