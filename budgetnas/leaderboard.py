@@ -171,8 +171,7 @@ def arch_summary(spec: dict | None) -> str:
     if not spec:
         return "-"
     parts: list[str] = []
-    layers = spec.get("layers", [])
-    for i, layer in enumerate(layers):
+    for layer in spec.get("layers", []):
         if layer.get("kind") == "pool":
             parts.append("P")
             continue

@@ -64,14 +64,17 @@ def build_from_dict(spec: dict) -> Net:
     features: list[nn.Module] = []
     cin = spec["in_channels"]
     layers = spec["layers"]
+
+    def takes_pool(j: int) -> bool:  # conv block j runs the max pool that follows it
+        return (layers[j]["kind"] == "conv" and layers[j]["dropout"] == 0 and j + 1 < len(layers)
+                and layers[j + 1]["kind"] == "pool")
+
     for i, l in enumerate(layers):
         if l["kind"] == "pool":  # an Identity where the block before took the pool in: same indices
-            fused = i > 0 and isinstance(features[-1], ConvBlock) and isinstance(features[-1].pool, nn.MaxPool2d)
-            features.append(nn.Identity() if fused else nn.MaxPool2d(2))
+            features.append(nn.Identity() if i > 0 and takes_pool(i - 1) else nn.MaxPool2d(2))
             continue
-        pool = i + 1 < len(layers) and layers[i + 1]["kind"] == "pool" and l["dropout"] == 0
         features.append(ConvBlock(cin, l["out"], l["kernel"], l["padding"], l["bias"], l["bn"], l["act"], l["dropout"],
-                                  pool, l.get("groups", 1)))
+                                  takes_pool(i), l.get("groups", 1)))
         cin = l["out"]
     head = Head(spec["head"] if spec["linear"] else "gap", spec["_head_dims"], spec["head_dropout"], spec["head_bias"])
     return Net(features, head)

@@ -27,7 +27,7 @@ import torch
 from .config import ConfigError, DataConfig, Recipe, SearchConfig
 from .data import Data
 from .model import build_model
-from .space import ArchSpec, default_trials, Space, macs, param_count, sample_recipe, sample_spec
+from .space import ArchSpec, Space, default_trials, macs, param_count, sample_recipe, sample_spec
 from .train import Diverged, train
 
 # Study user attrs that pin a study's meaning: a worker or a rerun reads them, and a
