@@ -42,7 +42,8 @@ def run_search(cfg: SearchConfig, url: str, progress: bool = True, worker: int =
     data = load_data(cfg.data).to(device)  # bad data fails here, before any storage is touched
     # heartbeats on every RDB storage (SQLite too): a trial whose process was killed is
     # found stale and retried; the journal storage has none
-    storage = open_storage(url, heartbeat=not url.startswith(JOURNAL_PREFIX))
+    heartbeat = not url.startswith(JOURNAL_PREFIX)
+    storage = open_storage(url, heartbeat=heartbeat)
     study = create_or_load_study(cfg, storage, worker)
     out = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     out(f"study {cfg.study!r} in {redact(url)}  ({len(study.trials)} trials so far)")
@@ -68,9 +69,11 @@ def run_search(cfg: SearchConfig, url: str, progress: bool = True, worker: int =
         if acc is not None:
             trial_bar.set_postfix_str(f"val {100 * acc:.2f}%")
 
-    def on_event(e) -> None:
-        line = _event_line(e)
+    def say(line: str) -> None:
         tqdm.write(line) if progress else out(line)
+
+    def on_event(e) -> None:
+        say(_event_line(e))
         trial_bar.reset(total=0)
 
     def after_trial() -> None:
@@ -81,7 +84,7 @@ def run_search(cfg: SearchConfig, url: str, progress: bool = True, worker: int =
     t0 = time.perf_counter()
     interrupted = False
     try:
-        optimize(study, objective, cfg, after_trial)
+        optimize(study, objective, cfg, after_trial, settle=heartbeat, note=say)
     except KeyboardInterrupt:
         interrupted = True
     finally:

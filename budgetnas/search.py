@@ -147,7 +147,7 @@ def open_storage(url: str, heartbeat: bool = False, create: bool = True) -> optu
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             if heartbeat:  # a stale trial is queued again with its params (twice at most)
                 kwargs["heartbeat_stale_trial_callback"] = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)
-            storage = optuna.storages.RDBStorage(_driver_url(url), engine_kwargs=_engine_kwargs(url), **kwargs)
+            storage = _rdb_storage(url, kwargs)
         if not create:
             storage.get_all_studies()  # a file that is no optuna storage fails here, unchanged
         if url.startswith("sqlite"):
@@ -160,6 +160,27 @@ def open_storage(url: str, heartbeat: bool = False, create: bool = True) -> optu
                               "pass the --storage the study was made in") from None
         raise ConfigError(f"cannot open storage {redact(url)} ({scrub(cause, url)}): "
                           "check the URL and that the database server is running") from None
+
+
+def _rdb_storage(url: str, kwargs: dict) -> optuna.storages.RDBStorage:
+    """Processes that open a brand-new RDB storage at once (a search creating it while
+    the dashboard or a leaderboard polls, or workers started together) race: each creates
+    the tables it finds missing ("table ... already exists") and stamps the schema
+    version if its row is missing (a unique-key error). Opening is idempotent, so the
+    loser tries again and finds what the winner made."""
+    import sqlalchemy
+
+    def open_it() -> optuna.storages.RDBStorage:
+        return optuna.storages.RDBStorage(_driver_url(url), engine_kwargs=_engine_kwargs(url), **kwargs)
+
+    for attempt in range(3):
+        try:
+            return open_it()
+        except sqlalchemy.exc.SQLAlchemyError as e:
+            if not isinstance(e, sqlalchemy.exc.IntegrityError) and "already exists" not in str(e):
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    return open_it()  # the last try: its error is reported
 
 
 def _sqlite_wal(path: Path) -> None:
@@ -480,37 +501,81 @@ def running_count(study: optuna.Study, since: datetime.datetime) -> int:
     return sum(1 for t in running if t.datetime_start is not None and t.datetime_start >= since)
 
 
+def queued_retries(study: optuna.Study) -> int:
+    """Trials failed as stale and queued again, not yet picked up by a worker."""
+    waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+    return sum(1 for t in waiting if "failed_trial" in t.system_attrs)
+
+
+def await_stale(study: optuna.Study, note: Callable[[str], None] | None = None) -> bool:
+    """Wait while other processes' trials run, until each ends or is found stale: the
+    grace period at most, since a trial still running after it has a live worker that
+    keeps its heartbeat. Stale trials are failed and queued again; returns True if any
+    was. (This process runs no trial now, so every running trial is another's.)"""
+    interval, grace = heartbeat_settings()
+    poll = min(interval, 2)
+    deadline = time.monotonic() + grace + poll
+    running = optuna.trial.TrialState.RUNNING,
+    told = False
+    while study.get_trials(deepcopy=False, states=running):
+        if recover_stale(study):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        if note is not None and not told:
+            told = True
+            note(f"the target is reached; waiting (up to {grace + poll}s) for the trials other workers run: "
+                 "one whose worker died is retried here")
+        time.sleep(poll)
+    return False
+
+
 def optimize(study: optuna.Study, objective: Objective, cfg: SearchConfig,
-             after_trial: Callable[[], None] | None = None, running_since: datetime.datetime | None = None) -> None:
+             after_trial: Callable[[], None] | None = None, running_since: datetime.datetime | None = None,
+             settle: bool = False, note: Callable[[str], None] | None = None) -> None:
     """Run trials until the study holds cfg.trials trained trials (total, so the same
-    command resumes an interrupted search) or cfg.timeout passes. KeyboardInterrupt
-    propagates after Optuna marks the running trial failed.
+    command resumes an interrupted search) and no retry of a dead worker's trial is
+    queued, or cfg.timeout passes. KeyboardInterrupt propagates after Optuna marks the
+    running trial failed.
 
     ``running_since`` (several workers on one study): trials other workers started since
     then and still run count towards the target too, so N workers stop at the target
-    instead of up to N - 1 trials past it (the last worker left always finishes the count)."""
+    instead of up to N - 1 trials past it (the last worker left always finishes the count).
+
+    ``settle`` (storages with heartbeats, which other processes may share): on reaching
+    the target, wait for the trials other workers run (see await_stale) and run the
+    retry of any whose worker died. Without it a worker that reached the target first
+    would leave a killed worker's trial RUNNING for good."""
     target = cfg.trials
     publish = DashboardPublisher()
+
+    def finished(study: optuna.Study) -> bool:
+        if target is None:
+            return False
+        done = trained_count(study)
+        if running_since is not None and done < target:
+            done += running_count(study, running_since)
+        return done >= target and not queued_retries(study)
 
     def stop_when_done(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
         publish(study)
         if after_trial is not None:
             after_trial()
-        if target is None:
-            return
-        done = trained_count(study)
-        if running_since is not None and done < target:
-            done += running_count(study, running_since)
-        if done >= target:
+        if finished(study):
             study.stop()
 
-    if target is not None and trained_count(study) >= target:
-        return
     # n_trials caps asks as a guard: rejected trials take ~ms, but never loop forever
     cap = None if target is None else 50 * target
+    end = None if cfg.timeout is None else time.monotonic() + cfg.timeout
     try:
-        study.optimize(objective, n_trials=cap, timeout=cfg.timeout, callbacks=[stop_when_done], catch=(),
-                       gc_after_trial=False, show_progress_bar=False)
+        while True:
+            if not finished(study):
+                left = None if end is None else max(0.0, end - time.monotonic())
+                study.optimize(objective, n_trials=cap, timeout=left, callbacks=[stop_when_done], catch=(),
+                               gc_after_trial=False, show_progress_bar=False)
+            if not (settle and finished(study) and (end is None or time.monotonic() < end)
+                    and await_stale(study, note)):
+                break
     finally:
         publish(study, force=True)
 

@@ -117,7 +117,8 @@ def _work(cfg, url, index, threads, messages, go, progress, started) -> int:
     device = resolve_device(cfg.device)
     data = load_data(cfg.data).to(device)
     go.wait()  # the parent has checked the data and created the study (or it stops us first)
-    storage = open_storage(url, heartbeat=not url.startswith(("journal:", "sqlite")))
+    heartbeat = not url.startswith(("journal:", "sqlite"))
+    storage = open_storage(url, heartbeat=heartbeat)
     study = create_or_load_study(cfg, storage, worker=index)  # exists: loads it with this worker's sampler seed
     last = [0.0]
 
@@ -129,7 +130,7 @@ def _work(cfg, url, index, threads, messages, go, progress, started) -> int:
 
     objective = Objective(cfg, data, device, artifacts_dir(cfg, url), lambda e: messages.put(("event", index, e)),
                           on_progress if progress else None)
-    optimize(study, objective, cfg, lambda: messages.put(("trial", index)), running_since=started)
+    optimize(study, objective, cfg, lambda: messages.put(("trial", index)), running_since=started, settle=heartbeat)
     return 0
 
 

@@ -118,3 +118,31 @@ def test_sigint_exits_130_and_the_same_command_resumes(tmp_path, mnist_dir):
     assert new and all(t.params != study.trials[n].params for t in new for n in first), \
         "a resumed run samples new candidates, not the first run's again"
     assert all(completed(study)[n]["val_acc"] == e["val_acc"] for n, e in first.items())
+
+
+def test_a_worker_that_reaches_the_target_waits_to_retry_a_dead_worker_s_trial(tmp_path, mnist_dir):
+    """The race CI once lost: the killed process's trial was not stale yet when the other
+    worker reached the target, so that worker left it RUNNING for good. Now it waits for
+    the trial to go stale (a long grace period makes that the path taken) and runs the retry."""
+    url, cmd = f"sqlite:///{tmp_path}/s.db", search_cmd(tmp_path, mnist_dir, "race")
+    env = cli_env(BUDGETNAS_HEARTBEAT="1", BUDGETNAS_HEARTBEAT_GRACE="15")
+    proc = start(cmd, cwd=tmp_path, env=env, out=tmp_path / "run1")
+    killed = wait_for(lambda: mid_trial(url, "race"), 300, proc, "a trial in the middle of training")
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(30) == -signal.SIGKILL
+    killed_at = time.monotonic()
+
+    joined = run(budgetnas("worker", "--storage", url, "--study", "race", "--data-dir", mnist_dir, "--threads", "1",
+                           "--no-progress"), cwd=tmp_path, env=env)
+    assert joined.returncode == 0, joined.stdout + joined.stderr
+    assert "the target is reached; waiting" in joined.stdout, joined.stdout
+    assert time.monotonic() - killed_at > 12, "it waited for the grace period to pass"
+
+    study = load_study(url, "race")
+    trials = study.get_trials(deepcopy=False)
+    assert study.trials[killed.number].state.name == "FAIL"
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
+    assert len(retries) == 1 and retries[0].state.name in ("COMPLETE", "PRUNED")
+    assert retries[0].params == killed.params and retries[0].user_attrs["seed"] == killed.user_attrs["seed"]
+    assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
+    assert trained_count(study) == 3, "the target of 2, and the retry"
