@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import DATASETS, DEVICES, PRUNERS, SAMPLERS, ConfigError, DataConfig, SearchConfig
+from .config import DATASETS, DEVICES, PRUNERS, SAMPLERS, ConfigError, DataConfig, SearchConfig, default_storage_url
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -179,7 +179,6 @@ def build_parser() -> Parser:
 
 # --- helpers ---------------------------------------------------------------------------------
 def storage_url(args: argparse.Namespace, workers: int = 1) -> str:
-    from .search import default_storage_url
     return args.storage or os.environ.get("BUDGETNAS_STORAGE") or default_storage_url(args.study, workers)
 
 

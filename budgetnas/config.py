@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 
 DATASETS = ("mnist", "fashion-mnist")
 PRUNERS = ("median", "hyperband", "none")
@@ -15,6 +16,7 @@ DEVICES = ("auto", "cpu", "cuda")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("onecycle", "cosine", "constant")
 SUBSET_METHODS = ("random", "kmeans")
+JOURNAL_PREFIX = "journal:"
 
 
 class ConfigError(ValueError):
@@ -113,3 +115,12 @@ class SearchConfig:
         _check(1 <= self.eval_points <= 100, f"--eval-points must be in 1..100 (got {self.eval_points})")
         _check(self.warm_start in (None, "presets"), "--warm-start takes only 'presets'")
         _check(bool(self.study) and "/" not in self.study, "--study must be a non-empty name without '/'")
+
+
+def default_storage_url(study: str, workers: int = 1, root: str | Path = "studies") -> str:
+    """SQLite for one process; a journal file (safe for several processes on one host)
+    when there are several workers."""
+    root = Path(root)
+    if workers > 1:
+        return f"{JOURNAL_PREFIX}{root / (study + '.journal')}"
+    return f"sqlite:///{root / (study + '.db')}"

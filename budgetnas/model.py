@@ -91,3 +91,20 @@ def spec_dict_for_build(spec: ArchSpec) -> dict:
 
 def build_model(spec: ArchSpec) -> nn.Module:
     return build_from_dict(spec_dict_for_build(spec))
+
+
+def literal_order(model: Net) -> nn.Module:
+    """``model`` with its layers in the spec's literal order, as a plain script writes
+    them: conv -> BN -> ReLU (not in place) -> dropout, then the max pool as a layer of
+    its own. The same modules (so the same weights): the same function and gradients as
+    ``model``, whose blocks run a following pool before the ReLU. What that order is
+    tested against, and what scripts/bench.py's reference loop trains."""
+    layers: list[nn.Module] = []
+    for m in model.features:
+        if isinstance(m, ConvBlock):
+            layers += [m.conv, m.bn, nn.ReLU() if isinstance(m.act, nn.ReLU) else m.act, m.drop]
+            if isinstance(m.pool, nn.MaxPool2d):
+                layers.append(nn.MaxPool2d(2))
+        elif not isinstance(m, nn.Identity):  # the Identity a fused pool left behind
+            layers.append(m)
+    return nn.Sequential(nn.Sequential(*layers), model.head)

@@ -24,7 +24,7 @@ from urllib.parse import unquote
 import optuna
 import torch
 
-from .config import ConfigError, DataConfig, Recipe, SearchConfig
+from .config import JOURNAL_PREFIX, ConfigError, DataConfig, Recipe, SearchConfig
 from .data import Data
 from .model import build_model
 from .space import ArchSpec, Space, default_trials, macs, param_count, sample_recipe, sample_spec
@@ -33,7 +33,6 @@ from .train import Diverged, train
 # Study user attrs that pin a study's meaning: a worker or a rerun reads them, and a
 # rerun with different values is refused (its trials would not be comparable).
 PINNED = ("budget", "epochs", "dataset", "val_size", "split_seed", "eval_points", "train_limit", "train_fraction")
-JOURNAL_PREFIX = "journal:"
 TARGET_ATTR = "target_trials"  # study user attr: trained trials the study should hold
 
 
@@ -52,15 +51,6 @@ class TrialEvent:
 
 
 # --- storage -------------------------------------------------------------------------
-def default_storage_url(study: str, workers: int = 1, root: str | Path = "studies") -> str:
-    """SQLite for one process; a journal file (safe for several processes on one host)
-    when there are several workers."""
-    root = Path(root)
-    if workers > 1:
-        return f"{JOURNAL_PREFIX}{root / (study + '.journal')}"
-    return f"sqlite:///{root / (study + '.db')}"
-
-
 def redact(url: str) -> str:
     """The storage URL with any password replaced (safe to print): the one in
     ``user:password@host`` and a ``password=`` query parameter."""

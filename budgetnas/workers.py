@@ -1,11 +1,14 @@
 """``budgetnas search --workers N``: N worker processes on one study on this host.
 
-The parent starts N spawned processes, checks the data and creates the study once (a
-journal file by default: safe for several processes on one host, unlike SQLite), then
-lets them go (they import torch and load the data meanwhile). Each loads the study with
-a sampler seed of its own, trains with cores / N torch threads (or --threads), and sends a message per finished trial back over a queue; the parent
-prints them, keeps the progress bars and prints the leaderboard at the end. --trials
-stays the number of trained trials the whole study should hold.
+On CPU the parent loads and checks the data and forks N processes that inherit it
+(with CUDA, N spawned processes import torch and load the data while the parent checks
+it). It then creates the study once (a journal file by default: safe for several
+processes on one host, unlike SQLite) and lets them go. Each loads the study with a
+sampler seed of its own, trains with cores / N torch threads (or --threads; the last
+workers left take the threads of those that finished, see Cores), and sends a message
+per finished trial back over a queue; the parent prints them, keeps the progress bars
+and prints the leaderboard at the end. --trials stays the number of trained trials the
+whole study should hold.
 
 Ctrl-C: workers run in their own process group, so a terminal's Ctrl-C reaches only the
 parent, which forwards one SIGINT to each worker; Optuna marks each running trial failed
@@ -71,9 +74,32 @@ def pin_to_cores(index: int, threads: int, workers: int) -> set[int] | None:
         return None
 
 
+class Cores:
+    """A worker's torch threads: its share (``threads``) while all workers run; once some
+    have finished, the threads all workers were given (workers x threads, never more than
+    the CPUs ``cpus`` this process may use) are shared among the rest. So the last trials
+    of a search, run by the last worker left, use every core instead of leaving the
+    others idle. Checked between training steps; only ever grows."""
+
+    def __init__(self, active, threads: int, workers: int, cpus: set[int], pinned: bool):
+        self.active, self.threads, self.total = active, threads, threads * workers
+        self.cpus, self.pinned, self.now = cpus, pinned, threads
+
+    def update(self) -> None:
+        want = min(max(self.threads, self.total // max(1, self.active.value)), len(self.cpus))
+        if want <= self.now:
+            return
+        import torch
+        if self.pinned:  # the threads torch starts from now on inherit this affinity
+            os.sched_setaffinity(0, self.cpus)
+        torch.set_num_threads(want)
+        self.now = want
+
+
 def _worker_main(cfg: SearchConfig, url: str, index: int, threads: int, messages, go, progress: bool,
-                 started: datetime, parent: int) -> None:
-    """Entry point of worker ``index`` (spawned). Puts (kind, index, ...) tuples on ``messages``."""
+                 started: datetime, parent: int, active, data=None) -> None:
+    """Entry point of worker ``index`` (forked with the parent's ``data``, or spawned).
+    Puts (kind, index, ...) tuples on ``messages``."""
     os.setpgrp()  # the terminal's Ctrl-C goes to the parent only; it forwards one SIGINT
     # SIGINT -> KeyboardInterrupt even if it was ignored where the parent was started (say, '&' in a script)
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -83,11 +109,12 @@ def _worker_main(cfg: SearchConfig, url: str, index: int, threads: int, messages
     try:
         if os.getppid() != parent:  # the parent died before prctl took effect
             raise KeyboardInterrupt
-        # before torch loads: its OpenMP pool is sized from the environment, and its
-        # threads inherit this thread's CPU affinity
+        # before torch starts its thread pool (spawned: before torch loads, as the pool is
+        # sized from the environment): its threads inherit this thread's CPU affinity
         os.environ["OMP_NUM_THREADS"] = str(threads)
-        pin_to_cores(index, threads, cfg.workers)
-        code = _work(cfg, url, index, threads, messages, go, progress, started)
+        cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+        cores = Cores(active, threads, cfg.workers, cpus, pin_to_cores(index, threads, cfg.workers) is not None)
+        code = _work(cfg, url, index, cores, messages, go, progress, started, data)
     except KeyboardInterrupt:
         code = 130
     except ConfigError as e:
@@ -97,13 +124,15 @@ def _worker_main(cfg: SearchConfig, url: str, index: int, threads: int, messages
         traceback.print_exc()
         messages.put(("error", index, f"{type(e).__name__}: {e}"))
         code = 1
+    with active.get_lock():
+        active.value -= 1
     messages.put(("exit", index, code))
     messages.close()
     messages.join_thread()
     sys.exit(code)
 
 
-def _work(cfg, url, index, threads, messages, go, progress, started) -> int:
+def _work(cfg, url, index, cores, messages, go, progress, started, data) -> int:
     _quiet_optuna()
     import optuna  # noqa: F401
 
@@ -113,23 +142,24 @@ def _work(cfg, url, index, threads, messages, go, progress, started) -> int:
     from .train import resolve_device
 
     tune_malloc()
-    set_threads(threads)
+    set_threads(cores.threads)
     device = resolve_device(cfg.device)
-    data = load_data(cfg.data).to(device)
+    data = (data if data is not None else load_data(cfg.data)).to(device)
     go.wait()  # the parent has checked the data and created the study (or it stops us first)
     heartbeat = not url.startswith(("journal:", "sqlite"))
     storage = open_storage(url, heartbeat=heartbeat)
     study = create_or_load_study(cfg, storage, worker=index)  # exists: loads it with this worker's sampler seed
     last = [0.0]
 
-    def on_progress(step: int, steps: int, acc: float | None) -> None:
+    def on_progress(step: int, steps: int, acc: float | None) -> None:  # every 20 steps and at reports
+        cores.update()
         now = time.monotonic()
-        if acc is not None or now - last[0] > 0.2 or step == steps:  # a few messages a second at most
+        if progress and (acc is not None or now - last[0] > 0.2 or step == steps):  # a few messages a second
             last[0] = now
             messages.put(("progress", index, step, steps, acc))
 
     objective = Objective(cfg, data, device, artifacts_dir(cfg, url), lambda e: messages.put(("event", index, e)),
-                          on_progress if progress else None)
+                          on_progress)
     optimize(study, objective, cfg, lambda: messages.put(("trial", index)), running_since=started, settle=heartbeat)
     return 0
 
@@ -155,19 +185,32 @@ def run_parallel(cfg: SearchConfig, url: str, progress: bool = True) -> int:
     threads = worker_threads(cfg)  # before the workers load the cores
     device = resolve_device(cfg.device)
     t0 = time.perf_counter()
-    # the workers start now, importing torch and loading the data while this process checks
-    # the data and creates the study; they touch the storage only after `go` (~1.5 s saved)
-    workers = _start(multiprocessing.get_context("spawn"), cfg, url, threads, progress)
+    start = os.environ.get("BUDGETNAS_WORKER_START", "").strip()
+    if start not in ("", "spawn"):
+        raise ConfigError(f"$BUDGETNAS_WORKER_START={start!r}: set it to 'spawn' (workers that import torch "
+                          "and load the data themselves) or unset it")
+    data = None
+    if device.type == "cpu" and start != "spawn":
+        # the workers are forked once the data is loaded: they inherit torch and the data
+        # (no import or load of their own; the pages are shared), so on 2 cores the first
+        # trials start ~1.1 s sooner than with spawned workers (bench.py --mode search)
+        data = load_data(cfg.data)  # bad data fails here, before any worker or storage exists
+    # CUDA cannot be used in a forked child, nor OpenMP where its threads cannot be ended:
+    # spawned workers import torch and load the data meanwhile, while this process checks it
+    fork = data is not None and end_openmp_threads()
+    workers = _start(multiprocessing.get_context("fork" if fork else "spawn"), cfg, url, threads, progress,
+                     data if fork else None)
     total = cfg.trials or 0
     try:
-        info = load_data(cfg.data).info  # bad data fails here, before any storage is touched
+        info = (data if data is not None else load_data(cfg.data)).info  # bad data fails before the storage
+        del data  # the workers hold their own (copy-on-write) view
         storage = open_storage(url, heartbeat=not url.startswith((JOURNAL_PREFIX, "sqlite")))
         study = create_or_load_study(cfg, storage)  # once, before any worker opens it
         print(f"study {cfg.study!r} in {redact(url)}  ({len(study.trials)} trials so far)")
         print(f"watch it live:  budgetnas dashboard --study {cfg.study} --storage {redact(url)}")
         print(f"data: {info['dataset']} train {info['train_size']:,} / val {info['val_size']:,} / "
               f"test {info['test_size']:,}; device {device}; budget {cfg.budget:,} params; "
-              f"{cfg.workers} worker processes x {threads} threads")
+              f"{cfg.workers} worker processes x {threads} threads ({workers['how']})")
         if cfg.warm_start == "presets":
             names = enqueue_presets(study, cfg.budget)
             print(f"warm start: enqueued presets {', '.join(names) or '(none fit or already run)'}")
@@ -193,9 +236,33 @@ def run_parallel(cfg: SearchConfig, url: str, progress: bool = True) -> int:
     return 1 if failed else 0
 
 
-def _start(ctx, cfg: SearchConfig, url: str, threads: int, progress: bool) -> dict:
-    """Spawn the workers; they wait for ``go`` before opening the study."""
+def end_openmp_threads() -> bool:
+    """End the thread team of torch's OpenMP runtime (GNU libgomp) in this process, so
+    that a child forked next starts its own: a child forked while the team exists hangs
+    at its first parallel op (measured with torch 2.13). OpenMP 5.0's
+    omp_pause_resource_all(omp_pause_hard) does it; the next parallel op here starts a
+    new team. False (fork is not safe) where torch's runtime is not libgomp or has no
+    such call."""
+    import ctypes
+    import re
+    try:
+        maps = open("/proc/self/maps").read()
+    except OSError:
+        return False
+    runtimes = set(re.findall(r"/\S*/lib[gi]omp[^/\s]*\.so[^/\s]*", maps))
+    if len(runtimes) != 1 or "libgomp" not in next(iter(runtimes)):
+        return False
+    try:
+        return ctypes.CDLL(runtimes.pop()).omp_pause_resource_all(2) == 0  # 2: omp_pause_hard
+    except (OSError, AttributeError):
+        return False
+
+
+def _start(ctx, cfg: SearchConfig, url: str, threads: int, progress: bool, data=None) -> dict:
+    """Start the workers (forked with ``data``, or spawned to load it themselves); they
+    wait for ``go`` before opening the study."""
     messages, go = ctx.Queue(), ctx.Event()
+    active = ctx.Value("i", cfg.workers)  # workers still running trials (see Cores)
     started = datetime.now()  # trials running from before this (a killed run's) never count as running
     procs = []
     # SIGINT is blocked while starting: a Ctrl-C now reaches us (pending) and not a half-started worker
@@ -203,12 +270,15 @@ def _start(ctx, cfg: SearchConfig, url: str, threads: int, progress: bool) -> di
     try:
         for i in range(cfg.workers):
             p = ctx.Process(target=_worker_main, name=f"budgetnas-worker-{i}",
-                            args=(cfg, url, i, threads, messages, go, progress, started, os.getpid()))
+                            args=(cfg, url, i, threads, messages, go, progress, started, os.getpid(), active, data))
             p.start()
             procs.append(p)
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    return {"procs": procs, "messages": messages, "go": go}
+    how = {"fork": "forked with the data", "spawn": "spawned"}.get(ctx.get_start_method(), ctx.get_start_method())
+    # all kept while the workers run: a spawned worker rebuilds each queue, event and value
+    # from its name, which is gone once this process drops it
+    return {"procs": procs, "messages": messages, "go": go, "active": active, "how": how}
 
 
 def _stop_unstarted(workers: dict) -> None:

@@ -11,8 +11,10 @@ settings:
 
 * reference: the way a typical PyTorch script does it: a ``Dataset`` that returns one
   sample at a time (uint8 image -> float, /255, normalised, per-sample augmentation if the
-  recipe has any), a ``DataLoader`` with default settings, the plain model in NCHW,
-  torch's default threads, test accuracy under ``torch.no_grad`` in batches of 1000.
+  recipe has any), a ``DataLoader`` with default settings, the model as its README
+  describes it (conv -> BN -> ReLU -> max pool per block, ``model.literal_order``: the
+  same initial weights as budgetnas's) in NCHW, torch's default threads, test accuracy
+  under ``torch.no_grad`` in batches of 1000.
 * budgetnas: what a search worker does: ``cli.tune_malloc()``, ``cli.set_threads()``
   (cores, or fewer when other processes keep them busy), then ``train.train`` with its
   defaults (data resident in tensors, channels_last, bf16 autocast where the CPU has
@@ -79,7 +81,7 @@ def arm_reference(preset_name: str, train_limit: int | None, seed: int, threads:
 
     from budgetnas.config import DataConfig
     from budgetnas.data import REGISTRY, load_data
-    from budgetnas.model import build_model
+    from budgetnas.model import build_model, literal_order
     from budgetnas.presets import get_preset
 
     preset = get_preset(preset_name)
@@ -111,7 +113,7 @@ def arm_reference(preset_name: str, train_limit: int | None, seed: int, threads:
     train_set = MNIST(raw(data.train_x), data.train_y, recipe.rotate > 0 or recipe.translate > 0)
     test_set = MNIST(raw(data.test_x), data.test_y, False)
     torch.manual_seed(seed)
-    model = build_model(preset.spec)
+    model = literal_order(build_model(preset.spec))  # budgetnas's initial weights, the layers as written
     t0, c0, f0 = time.perf_counter(), _cpu_s(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     loader = DataLoader(train_set, batch_size=recipe.batch_size, shuffle=True)
     if recipe.optimizer == "sgd":

@@ -69,6 +69,9 @@ CASES = [
      {}, "cannot open storage postgresql://u:***@127.0.0.1:1/x (connection to server at"),
     ("bad-heartbeat-setting", ("search", *STUDY, *DATA), {"BUDGETNAS_HEARTBEAT": "soon"},
      "$BUDGETNAS_HEARTBEAT='soon' is not a whole number of seconds"),
+    ("bad-worker-start", ("search", *NEW_STORAGE, "--storage", "journal:{S}/w.journal", "--workers", "2"),
+     {"BUDGETNAS_WORKER_START": "thread"},
+     "$BUDGETNAS_WORKER_START='thread': set it to 'spawn'"),
     # outputs that cannot be written
     ("storage-in-proc", ("search", *NEW_STORAGE, "--storage", "sqlite:////proc/budgetnas.db"), {},
      "cannot open storage sqlite:////proc/budgetnas.db"),

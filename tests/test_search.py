@@ -4,7 +4,8 @@ import pytest
 
 from budgetnas import leaderboard as lb
 from budgetnas.cli import main
-from budgetnas.search import default_storage_url, redact
+from budgetnas.config import default_storage_url
+from budgetnas.search import redact
 
 
 def run(args, mnist_dir, tmp_path, study="t"):

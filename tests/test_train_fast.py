@@ -9,7 +9,7 @@ import torch
 
 from budgetnas import cli
 from budgetnas.config import Recipe
-from budgetnas.model import build_model
+from budgetnas.model import build_model, literal_order
 from budgetnas.presets import PRESETS
 from budgetnas.train import evaluate, make_optimizer, train
 
@@ -108,18 +108,14 @@ def test_pool_before_relu_is_the_same_network(preset):
 
     torch.manual_seed(0)
     model = build_model(PRESETS[preset].spec).train()
-    literal = []  # the same modules in the spec's order
-    for m in model.features:
-        if hasattr(m, "conv"):
-            literal += [m.conv, m.bn, m.act, m.drop]
-            if isinstance(m.pool, nn.MaxPool2d):
-                literal.append(nn.MaxPool2d(2))
-        else:
-            literal.append(m)
+    literal = literal_order(model)
     fused = sum(isinstance(getattr(m, "pool", None), nn.MaxPool2d) for m in model.features)
     kept = sum(isinstance(m, nn.MaxPool2d) for m in model.features)
     pools = sum(l.kind == "pool" for l in PRESETS[preset].spec.layers)
     assert fused + kept == pools and (fused == 0 if preset == "D" else kept == 0)
+    assert sum(isinstance(m, nn.MaxPool2d) for m in literal[0]) == pools
+    assert not any(isinstance(m, nn.ReLU) and m.inplace for m in literal.modules())
+    assert [p.data_ptr() for p in literal.parameters()] == [p.data_ptr() for p in model.parameters()]
     x = torch.randn(8, 1, 28, 28)
     torch.manual_seed(1)
     out = model(x)
@@ -127,7 +123,7 @@ def test_pool_before_relu_is_the_same_network(preset):
     grads = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
     torch.manual_seed(1)
-    ref = model.head(nn.Sequential(*literal)(x))
+    ref = literal(x)
     ref.square().sum().backward()
     torch.testing.assert_close(out, ref, rtol=0, atol=0)
     for g, p in zip(grads, model.parameters()):
