@@ -505,9 +505,8 @@ def await_stale(study: optuna.Study, note: Callable[[str], None] | None = None) 
     interval, grace = heartbeat_settings()
     poll = min(interval, 2)
     deadline = time.monotonic() + grace + poll
-    running = optuna.trial.TrialState.RUNNING,
     told = False
-    while study.get_trials(deepcopy=False, states=running):
+    while study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         if recover_stale(study):
             return True
         if time.monotonic() > deadline:
