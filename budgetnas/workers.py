@@ -28,7 +28,7 @@ import traceback
 import warnings
 from datetime import datetime
 
-from .config import ConfigError, SearchConfig
+from .config import JOURNAL_PREFIX, ConfigError, SearchConfig
 
 JOIN_SECONDS = 60  # after Ctrl-C, how long workers get to mark their trials failed and exit
 
@@ -38,6 +38,11 @@ def worker_threads(cfg: SearchConfig) -> int:
     busy (cli.default_threads)."""
     from .cli import default_threads
     return cfg.threads or default_threads(cfg.workers)
+
+
+def _heartbeats(url: str) -> bool:
+    """Trial heartbeats for workers: on PostgreSQL (the journal has none; SQLite is refused)."""
+    return not url.startswith((JOURNAL_PREFIX, "sqlite"))
 
 
 def _quiet_optuna() -> None:
@@ -146,7 +151,7 @@ def _work(cfg, url, index, cores, messages, go, progress, started, data) -> int:
     device = resolve_device(cfg.device)
     data = (data if data is not None else load_data(cfg.data)).to(device)
     go.wait()  # the parent has checked the data and created the study (or it stops us first)
-    heartbeat = not url.startswith(("journal:", "sqlite"))
+    heartbeat = _heartbeats(url)
     storage = open_storage(url, heartbeat=heartbeat)
     study = create_or_load_study(cfg, storage, worker=index)  # exists: loads it with this worker's sampler seed
     last = [0.0]
@@ -175,7 +180,7 @@ def run_parallel(cfg: SearchConfig, url: str, progress: bool = True) -> int:
     from . import leaderboard as lb
     from .data import load_data
     from .runner import _event_line
-    from .search import JOURNAL_PREFIX, create_or_load_study, enqueue_presets, open_storage, redact, trained_count
+    from .search import create_or_load_study, enqueue_presets, open_storage, redact, trained_count
     from .train import resolve_device
 
     if url.startswith("sqlite"):
@@ -204,7 +209,7 @@ def run_parallel(cfg: SearchConfig, url: str, progress: bool = True) -> int:
     try:
         info = (data if data is not None else load_data(cfg.data)).info  # bad data fails before the storage
         del data  # the workers hold their own (copy-on-write) view
-        storage = open_storage(url, heartbeat=not url.startswith((JOURNAL_PREFIX, "sqlite")))
+        storage = open_storage(url, heartbeat=_heartbeats(url))
         study = create_or_load_study(cfg, storage)  # once, before any worker opens it
         print(f"study {cfg.study!r} in {redact(url)}  ({len(study.trials)} trials so far)")
         print(f"watch it live:  budgetnas dashboard --study {cfg.study} --storage {redact(url)}")

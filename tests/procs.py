@@ -1,6 +1,6 @@
 """Helpers for tests that run the real CLI in separate processes (crash, resume, bad
 input, workers): the command line, an environment that imports this checkout, storage
-polling and file fingerprints."""
+polling, file fingerprints and the check that a killed trial was retried."""
 from __future__ import annotations
 
 import hashlib
@@ -84,3 +84,19 @@ def fingerprint(*roots: Path) -> dict[str, str]:
         for p in sorted(root.rglob("*")):
             out[str(p)] = "<dir>" if p.is_dir() else sha256(p)
     return out
+
+
+def assert_retried(study, killed):
+    """The killed trial is failed and retried exactly once, with its parameters and seed,
+    and nothing is left running or queued. Returns the retry."""
+    trials = study.get_trials(deepcopy=False)
+    assert study.trials[killed.number].state.name == "FAIL"
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
+    assert len(retries) == 1, [t.system_attrs for t in trials]
+    retry = retries[0]
+    assert retry.system_attrs["retry_history"] == [killed.number]
+    assert retry.state.name in ("COMPLETE", "PRUNED")  # pruned only if its loss diverged
+    assert retry.params == killed.params and retry.params, "the retry runs the killed trial's parameters"
+    assert retry.user_attrs["seed"] == killed.user_attrs["seed"], "and its seed"
+    assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
+    return retry

@@ -11,7 +11,7 @@ import time
 
 import pytest
 import torch
-from procs import budgetnas, cli_env, load_study, run, sha256, start, wait_for
+from procs import assert_retried, budgetnas, cli_env, load_study, run, sha256, start, wait_for
 
 from budgetnas import leaderboard as lb
 from budgetnas.model import build_model
@@ -68,16 +68,7 @@ def test_sigkill_mid_trial_is_retried_by_the_next_run(tmp_path, mnist_dir):
     assert "Traceback" not in again.stderr
 
     study = load_study(url, "kill")
-    trials = study.get_trials(deepcopy=False)
-    assert study.trials[killed.number].state.name == "FAIL"
-    retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
-    assert len(retries) == 1, [t.system_attrs for t in trials]
-    retry = retries[0]
-    assert retry.system_attrs["retry_history"] == [killed.number]
-    assert retry.state.name in ("COMPLETE", "PRUNED")  # pruned only if its loss diverged
-    assert retry.params == killed.params and retry.params, "the retry runs the killed trial's parameters"
-    assert retry.user_attrs["seed"] == killed.user_attrs["seed"], "and its seed"
-    assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
+    assert_retried(study, killed)
     assert trained_count(study) == 2
 
     after = completed(study)
@@ -139,10 +130,5 @@ def test_a_worker_that_reaches_the_target_waits_to_retry_a_dead_worker_s_trial(t
     assert time.monotonic() - killed_at > 12, "it waited for the grace period to pass"
 
     study = load_study(url, "race")
-    trials = study.get_trials(deepcopy=False)
-    assert study.trials[killed.number].state.name == "FAIL"
-    retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
-    assert len(retries) == 1 and retries[0].state.name in ("COMPLETE", "PRUNED")
-    assert retries[0].params == killed.params and retries[0].user_attrs["seed"] == killed.user_attrs["seed"]
-    assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
+    assert_retried(study, killed)
     assert trained_count(study) == 3, "the target of 2, and the retry"

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 import torch
-from procs import ROOT, budgetnas, cli_env, load_study, run, start, wait_for
+from procs import ROOT, assert_retried, budgetnas, cli_env, load_study, run, start, wait_for
 
 from budgetnas.search import trained_count
 
@@ -112,11 +112,6 @@ def test_a_killed_worker_s_trial_is_retried_by_another_worker(pg_url, tmp_path, 
     assert survivor.wait(600) == 0, (tmp_path / "survivor.out").read_text() + (tmp_path / "survivor.err").read_text()
 
     study = load_study(pg_url, "pgkill")
-    trials = study.get_trials(deepcopy=False)
-    assert study.trials[killed.number].state.name == "FAIL"
-    retry = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
-    assert len(retry) == 1 and retry[0].state.name in ("COMPLETE", "PRUNED")
-    assert retry[0].params == killed.params and retry[0].user_attrs["seed"] == killed.user_attrs["seed"]
-    assert retry[0].user_attrs["worker"].endswith(f":{survivor.pid}"), "the surviving worker ran the retry"
-    assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
+    retry = assert_retried(study, killed)
+    assert retry.user_attrs["worker"].endswith(f":{survivor.pid}"), "the surviving worker ran the retry"
     assert trained_count(study) >= 5
