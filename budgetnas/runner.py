@@ -28,7 +28,7 @@ def run_search(cfg: SearchConfig, url: str, progress: bool = True, worker: int =
     from .data import load_data
     from .search import (JOURNAL_PREFIX, Objective, artifacts_dir, check_writable_dir, create_or_load_study,
                          enqueue_presets, open_storage, optimize, recover_stale, redact, trained_count)
-    from .train import resolve_device
+    from .train import preload, resolve_device
 
     # ERROR: a trial ended by Ctrl-C is a line of ours, not Optuna's warning with a traceback
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -40,6 +40,7 @@ def run_search(cfg: SearchConfig, url: str, progress: bool = True, worker: int =
     weights_dir = artifacts_dir(cfg, url)
     check_writable_dir(weights_dir)
     data = load_data(cfg.data).to(device)  # bad data fails here, before any storage is touched
+    preload()
     # heartbeats on every RDB storage (SQLite too): a trial whose process was killed is
     # found stale and retried; the journal storage has none
     heartbeat = not url.startswith(JOURNAL_PREFIX)

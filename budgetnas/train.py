@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import math
 import time
+from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .config import Recipe
 from .data import Data, augment
@@ -67,6 +69,13 @@ def use_bf16(device: torch.device, bf16: bool | None) -> bool:
     return bf16_native(device) if bf16 is None else bf16
 
 
+def preload() -> None:
+    """Import now what torch.optim imports when it makes its first optimizer (torch._dynamo:
+    ~1 s of one core here), so that a process pays it once before its first trial is timed
+    and workers forked afterwards inherit it."""
+    import torch._dynamo  # noqa: F401
+
+
 def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     """The recipe's optimizer, fused (one kernel for all parameters: measured 221 -> 63 us
     per Adam step for seed B on CPU) where this torch and device support it."""
@@ -92,19 +101,33 @@ def make_scheduler(opt: torch.optim.Optimizer, recipe: Recipe, total_steps: int)
     return None
 
 
-@torch.inference_mode()
+def folded(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` for inference with each conv block's BatchNorm folded into its
+    conv (the same function up to float rounding): evaluation then skips a pass over every
+    conv's output (seed B, 10,000 test images, 2 threads: 0.32 -> 0.23 s)."""
+    with torch.no_grad():
+        copy = deepcopy(model).eval()
+        for block in copy.modules():
+            conv, bn = getattr(block, "conv", None), getattr(block, "bn", None)
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.running_var is not None:
+                block.conv = fuse_conv_bn_eval(conv, bn)
+                block.bn = nn.Identity()
+    return copy
+
+
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, channels_last: bool = True) -> float:
-    """Top-1 accuracy in [0, 1] (fp32; one host sync at the end)."""
-    was_training = model.training
-    model.eval()
+    """Top-1 accuracy in [0, 1] (fp32, BatchNorm folded; one host sync at the end)."""
+    net = folded(model)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
     batch = EVAL_BATCH if x.device.type == "cpu" else EVAL_BATCH_GPU
-    correct = torch.zeros((), dtype=torch.long, device=x.device)
-    for i in range(0, len(x), batch):
-        xb = x[i:i + batch]
-        if channels_last:
-            xb = xb.contiguous(memory_format=torch.channels_last)
-        correct += (model(xb).argmax(1) == y[i:i + batch]).sum()
-    model.train(was_training)
+    with torch.inference_mode():
+        correct = torch.zeros((), dtype=torch.long, device=x.device)
+        for i in range(0, len(x), batch):
+            xb = x[i:i + batch]
+            if channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            correct += (net(xb).argmax(1) == y[i:i + batch]).sum()
     return correct.item() / max(1, len(x))
 
 

@@ -144,12 +144,13 @@ def _work(cfg, url, index, cores, messages, go, progress, started, data) -> int:
     from .cli import set_threads, tune_malloc
     from .data import load_data
     from .search import Objective, artifacts_dir, create_or_load_study, open_storage, optimize
-    from .train import resolve_device
+    from .train import preload, resolve_device
 
     tune_malloc()
     set_threads(cores.threads)
     device = resolve_device(cfg.device)
     data = (data if data is not None else load_data(cfg.data)).to(device)
+    preload()  # inherited where forked
     go.wait()  # the parent has checked the data and created the study (or it stops us first)
     heartbeat = _heartbeats(url)
     storage = open_storage(url, heartbeat=heartbeat)
@@ -181,7 +182,7 @@ def run_parallel(cfg: SearchConfig, url: str, progress: bool = True) -> int:
     from .data import load_data
     from .runner import _event_line
     from .search import create_or_load_study, enqueue_presets, open_storage, redact, trained_count
-    from .train import resolve_device
+    from .train import preload, resolve_device
 
     if url.startswith("sqlite"):
         raise ConfigError(f"--workers {cfg.workers}: SQLite ({redact(url)}) is not safe for several processes: "
@@ -200,6 +201,7 @@ def run_parallel(cfg: SearchConfig, url: str, progress: bool = True) -> int:
         # (no import or load of their own; the pages are shared), so on 2 cores the first
         # trials start ~1.1 s sooner than with spawned workers (bench.py --mode search)
         data = load_data(cfg.data)  # bad data fails here, before any worker or storage exists
+        preload()
     # CUDA cannot be used in a forked child, nor OpenMP where its threads cannot be ended:
     # spawned workers import torch and load the data meanwhile, while this process checks it
     fork = data is not None and end_openmp_threads()

@@ -11,7 +11,7 @@ from budgetnas import cli
 from budgetnas.config import Recipe
 from budgetnas.model import build_model, literal_order
 from budgetnas.presets import PRESETS
-from budgetnas.train import evaluate, make_optimizer, train
+from budgetnas.train import evaluate, folded, make_optimizer, train
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +64,26 @@ def test_evaluate_counts_every_image(quick_data):
     model.train()
     evaluate(model, x, y)
     assert model.training
+
+
+@pytest.mark.parametrize("preset", ["A", "B", "C"])  # conv bias, no bias, 1x1 convs and a conv-only head
+def test_folded_batchnorm_is_the_same_function_and_leaves_the_model_alone(quick_data, preset):
+    torch.manual_seed(0)
+    model = build_model(PRESETS[preset].spec)
+    small = dataclasses.replace(quick_data, train_x=quick_data.train_x[:1024], train_y=quick_data.train_y[:1024])
+    train(model, small, Recipe("adam", 0.01, "constant", 64, 0.0))  # running statistics far from 0 and 1
+    model.train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    net = folded(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) and model.training
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    x, y = quick_data.val_x[:500], quick_data.val_y[:500]
+    with torch.no_grad():
+        want = model.eval()(x)
+        got = net(x)
+    assert torch.allclose(got, want, atol=1e-4, rtol=1e-4)
+    assert evaluate(model, x, y) == pytest.approx((want.argmax(1) == y).float().mean().item(), abs=1 / len(x))
 
 
 @pytest.mark.parametrize("idle, workers, expected", [(2.0, 1, 2), (1.6, 1, 2), (2.0, 2, 1), (1.0, 1, 1), (0.2, 1, 1),

@@ -13,6 +13,7 @@ import pytest
 
 from budgetnas import cli
 from budgetnas.search import open_storage, trained_count
+from procs import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--train-limit", "1000", "--val-size", "500", "--budget", "25000", "--device", "cpu", "--no-progress"]
@@ -149,13 +150,9 @@ def test_ctrl_c_stops_the_workers_and_fails_their_trials(mnist_dir, tmp_path):
                              "--train-limit", "3000", *TINY[2:]],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # until both workers are training
-            time.sleep(0.5)
-            if Path(url[len("journal:"):]).exists():
-                running = _load(url, "c").get_trials(states=(optuna.trial.TrialState.RUNNING,))
-                if len(running) >= 2:
-                    break
+        # wait_for: the journal file exists a moment before the study does
+        wait_for(lambda: len(_load(url, "c").get_trials(states=(optuna.trial.TrialState.RUNNING,))) >= 2, 120, proc,
+                 "both workers training", poll=0.5)
         workers = _children(proc.pid)
         assert workers, "no worker processes"
         proc.send_signal(signal.SIGINT)
