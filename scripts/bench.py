@@ -3,6 +3,7 @@
 
     python scripts/bench.py                  # seed B, one epoch on full MNIST: reference loop vs budgetnas
     python scripts/bench.py --mode search    # trials per hour: --workers 1 (2 threads) vs --workers 2 (1 each)
+    python scripts/bench.py --mode parts     # where a budgetnas step goes: B without BatchNorm, without max pool
 
 Train mode (the default) trains seed B's architecture with its own recipe (Adam 0.015,
 cosine, batch 64, grad clip 1.0) for one epoch on the full MNIST training split, twice,
@@ -35,6 +36,12 @@ training step costs about 3x the forward (forward, grad of inputs, grad of weigh
 first conv needs no input grad, so this slightly overcounts both arms alike), and one
 MAC is 2 FLOP. Evaluation images cost 1x the forward. The peak is fp32 even where
 budgetnas runs the forward pass in bf16.
+
+Parts mode times ``train.train``'s steady-state training step (steps 41-240 of 256,
+between its progress calls; evaluation only after the last step) for seed B as built and
+with its BatchNorm layers removed and/or its max pools replaced by a stride-2 subsample
+(the same shapes, no pooling work), in alternation; the step-time shares bound what any
+faster BatchNorm or pooling kernel could save.
 
 Search mode runs the real CLI (``budgetnas search``) in subprocesses on the same data
 with a fixed workload: a study pre-filled with seeds A-D in turn (12 trials, fixed
@@ -257,6 +264,62 @@ def train_mode(args: argparse.Namespace) -> None:
     print(f"speedup: {ref['seconds'] / bn['seconds']:.2f}")
 
 
+def parts_mode(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    import torch
+    from torch import nn
+
+    from budgetnas.cli import set_threads, tune_malloc
+    from budgetnas.config import DataConfig
+    from budgetnas.data import load_data
+    from budgetnas.model import build_model
+    from budgetnas.presets import get_preset
+    from budgetnas.train import preload, train
+
+    class Subsample(nn.Module):  # a max pool's output shape without its work
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x[:, :, ::2, ::2]
+
+    tune_malloc()
+    threads = set_threads(None, 1)
+    preset = get_preset(args.preset)
+    batch = preset.recipe.batch_size
+    data = load_data(DataConfig(train_limit=256 * batch))
+    data = dataclasses.replace(data, val_x=data.val_x[:500], val_y=data.val_y[:500], test_x=data.test_x[:500],
+                               test_y=data.test_y[:500])
+    preload()
+    variants = {"as built": set(), "without BatchNorm": {"bn"}, "max pool -> subsample": {"pool"},
+                "without both": {"bn", "pool"}}
+
+    def step_ms(drop: set) -> float:
+        torch.manual_seed(args.seed)
+        model = build_model(preset.spec)
+        for m in model.modules():
+            if "bn" in drop and isinstance(getattr(m, "bn", None), nn.BatchNorm2d):
+                m.bn = nn.Identity()
+            if "pool" in drop:
+                for name, child in m.named_children():
+                    if isinstance(child, nn.MaxPool2d):
+                        setattr(m, name, Subsample())
+        marks: dict[int, float] = {}
+        train(model, data, preset.recipe, seed=args.seed, eval_points=1,
+              progress=lambda done, total, acc: marks.setdefault(done, time.perf_counter()))
+        return (marks[240] - marks[40]) / 200 * 1e3
+
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(args.parts_repeats):
+        for name, drop in variants.items():
+            times[name].append(step_ms(drop))
+    print(f"seed {args.preset}, batch {batch}, {threads} threads, {args.parts_repeats} rounds in alternation "
+          f"(ms per training step, median):")
+    full = sorted(times["as built"])[len(times["as built"]) // 2]
+    for name, ts in times.items():
+        ms = sorted(ts)[len(ts) // 2]
+        print(f"  {name:<24} {ms:5.2f} ms  ({100 * (1 - ms / full):+5.1f}% of the step saved)  rounds: "
+              + ", ".join(f"{t:.2f}" for t in ts))
+
+
 # --- search mode ---------------------------------------------------------------------------------
 SEARCH_PRESETS = ("A", "B", "C", "D")
 
@@ -356,12 +419,13 @@ def search_mode(args: argparse.Namespace) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--mode", choices=["train", "search"], default="train")
+    ap.add_argument("--mode", choices=["train", "search", "parts"], default="train")
     ap.add_argument("--preset", default="B", help="seed model for train mode (default B)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--train-limit", type=int, help="train mode: use only N training images (default: all 55,000)")
     ap.add_argument("--reference-threads", type=int,
                     help="train mode: torch threads of the reference loop (default: torch's default)")
+    ap.add_argument("--parts-repeats", type=int, default=3, help="parts mode: rounds of the four variants")
     ap.add_argument("--search-trials", type=int, default=12)
     ap.add_argument("--search-train-limit", type=int, default=10000)
     ap.add_argument("--search-repeats", type=int, default=2, help="search mode: rounds of the two runs")
@@ -377,6 +441,8 @@ def main() -> None:
             print(json.dumps(arm_budgetnas(args.preset, args.train_limit, args.seed)))
     elif args.mode == "search":
         search_mode(args)
+    elif args.mode == "parts":
+        parts_mode(args)
     else:
         train_mode(args)
 
