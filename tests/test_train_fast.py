@@ -11,6 +11,7 @@ from budgetnas import cli
 from budgetnas.config import Recipe
 from budgetnas.model import build_model, literal_order
 from budgetnas.presets import PRESETS
+from budgetnas.space import POOL, ArchSpec, conv
 from budgetnas.train import evaluate, folded, make_optimizer, train
 
 
@@ -66,10 +67,12 @@ def test_evaluate_counts_every_image(quick_data):
     assert model.training
 
 
-@pytest.mark.parametrize("preset", ["A", "B", "C"])  # conv bias, no bias, 1x1 convs and a conv-only head
-def test_folded_batchnorm_is_the_same_function_and_leaves_the_model_alone(quick_data, preset):
+@pytest.mark.parametrize("spec", [PRESETS["A"].spec, PRESETS["B"].spec, PRESETS["C"].spec,
+                                  ArchSpec((conv(8), conv(8, groups=8), POOL, conv(16)), head="gap")],
+                         ids=["A conv bias", "B no bias", "C 1x1 convs", "depthwise with BN"])
+def test_folded_batchnorm_is_the_same_function_and_leaves_the_model_alone(quick_data, spec):
     torch.manual_seed(0)
-    model = build_model(PRESETS[preset].spec)
+    model = build_model(spec)
     small = dataclasses.replace(quick_data, train_x=quick_data.train_x[:1024], train_y=quick_data.train_y[:1024])
     train(model, small, Recipe("adam", 0.01, "constant", 64, 0.0))  # running statistics far from 0 and 1
     model.train()
