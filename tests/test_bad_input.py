@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import torch
 from procs import budgetnas, cli_env, fingerprint, run
 
 from budgetnas.space import Space, smallest_params
@@ -121,6 +122,13 @@ CASES = [
     ("train-unknown-preset", ("train", "--preset", "Z", "--epochs", "1", *DATA), {}, "unknown preset 'Z'"),
     ("unknown-command", ("fly",), {}, "invalid choice: 'fly'"),
 ]
+if not torch.cuda.is_available():  # the CPU machines this runs on (CI has no GPU)
+    CASES += [
+        ("search-device-cuda-without-gpu", ("search", *STUDY, *DATA, "--device", "cuda"), {},
+         "--device cuda: no CUDA GPU is visible to PyTorch: use --device cpu or auto"),
+        ("train-device-cuda-without-gpu", ("train", "--preset", "A", "--epochs", "1", "--device", "cuda", *DATA), {},
+         "--device cuda: no CUDA GPU is visible to PyTorch: use --device cpu or auto"),
+    ]
 
 
 @pytest.fixture(scope="module")
