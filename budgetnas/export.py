@@ -18,6 +18,7 @@ import inspect
 import json
 import os
 import platform
+import tempfile
 import time
 import uuid
 import warnings
@@ -29,7 +30,7 @@ import torch
 
 from . import __version__
 from . import model as model_module
-from .config import ConfigError
+from .config import ConfigError, ExportIncomplete
 from .data import REGISTRY
 from .model import build_model, spec_dict_for_build
 from .space import ArchSpec, macs, param_count
@@ -42,6 +43,7 @@ CHECK_BATCH = 16  # images of the fixed random input the self-check compares log
 TOL_EXACT = 1e-5  # same weights, same kernels: reloads must agree to float rounding
 TOL_ONNX = 1e-4  # onnxruntime uses its own kernels
 ONNX_OPSET = 17
+ONNX_INSTALL = "pip install onnx onnxruntime"
 
 
 class ExportCheckFailed(RuntimeError):
@@ -325,7 +327,7 @@ def save_onnx(net: torch.nn.Module, path: Path, example: torch.Tensor) -> str:
                 return "torch.export-based (dynamo=True)"
             except Exception as e:
                 raise ExportCheckFailed(f"ONNX export failed (legacy exporter: {legacy_error}; "
-                                        f"dynamo exporter: {e}); install the onnx extra: pip install 'budgetnas[onnx]'") from e
+                                        f"dynamo exporter: {e}); install onnxscript: pip install onnxscript") from e
 
 
 def run_onnx(path: Path, x: torch.Tensor) -> torch.Tensor | None:
@@ -362,36 +364,56 @@ def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 # --- writing a bundle -----------------------------------------------------------------------
-def export_bundle(out: str | Path, spec: ArchSpec, state: dict[str, torch.Tensor], meta: dict,
-                  title: str = "budgetnas export") -> dict:
-    """Write a bundle into ``out`` from a spec and its trained state_dict, reload every
-    file and check it; return the manifest (also written, last, as manifest.json).
+def onnx_unavailable() -> str | None:
+    """Why model.onnx cannot be written in this environment, or None where it can."""
+    try:
+        import onnx  # noqa: F401  (the exporter needs it; a removed package is no error)
+    except ImportError:
+        return f"the onnx package is not installed; add it with: {ONNX_INSTALL}"
+    return None
 
-    ``meta`` is recorded as is (source, study, trial, metrics, seeds, recipe, budget,
-    data: see data_record); it must carry ``data['dataset']``.
-    """
-    out = prepare_out(out)
-    dataset = meta.get("data", {}).get("dataset", "mnist")
-    net = build_loaded(spec, {k: v.detach().cpu() for k, v in state.items()}, "weights")
-    x = torch.randn(CHECK_BATCH, spec.in_channels, spec.image_size, spec.image_size,
-                    generator=torch.Generator().manual_seed(0))
-    with torch.inference_mode():
-        ref = net(x)
 
-    paths = {name: out / name for name in BUNDLE_FILES}
+def _kept_line(where: Path, meta: dict) -> str:
+    acc = ", ".join(f"{k.split('_')[0]} {100 * meta[k]:.2f}%" for k in ("val_acc", "test_acc")
+                    if meta.get(k) is not None)
+    return (f"the trained network is kept in {where}: weights.pt, spec.json and manifest.json"
+            + (f" (measured: {acc})" if acc else ""))
+
+
+def _write_measured(out: Path, spec: ArchSpec, net: torch.nn.Module, manifest: dict) -> None:
+    """spec.json, weights.pt and a manifest holding every measurement: written before any
+    step that may fail (exporters, self-checks), so no run's result is ever lost."""
+    paths = {"spec.json": out / "spec.json", "weights.pt": out / "weights.pt"}
     _write_text(paths["spec.json"], json.dumps(spec.to_dict(), indent=2, sort_keys=True) + "\n")
     tmp = paths["weights.pt"].with_name("weights.pt.part")
     torch.save({k: v.contiguous() for k, v in net.state_dict().items()}, tmp)
     os.replace(tmp, paths["weights.pt"])
-    _write_text(paths["model.py"], render_model_py(spec, dataset, title))
-    scripted = save_torchscript(net, paths["model.ts"], x)
-    onnx_how = save_onnx(net, paths["model.onnx"], x)
+    manifest["files"] = {name: {"sha256": sha256(p), "bytes": p.stat().st_size} for name, p in paths.items()}
+    _write_text(out / "manifest.json", json.dumps(manifest, indent=2, default=str) + "\n")
 
-    checks = _check_files(paths, ref, x)
+
+def export_bundle(out: str | Path, spec: ArchSpec, state: dict[str, torch.Tensor], meta: dict,
+                  title: str = "budgetnas export") -> dict:
+    """Write a bundle into ``out`` from a spec and its trained state_dict, reload every
+    file and check it; return the manifest (written as manifest.json).
+
+    ``meta`` is recorded as is (source, study, trial, metrics, seeds, recipe, budget,
+    data: see data_record); it must carry ``data['dataset']``.
+
+    Order: spec.json, weights.pt and a manifest with every measurement come first (into a
+    temporary folder if ``out`` cannot take them); then model.py, TorchScript, ONNX and
+    the self-check. A failure after the first step raises ExportIncomplete, whose one-line
+    message says what was kept and where. Without the onnx package model.onnx is skipped
+    (recorded in the manifest's ``skipped``), not an error.
+    """
+    out = prepare_out(out)
+    dataset = meta.get("data", {}).get("dataset", "mnist")
+    net = build_loaded(spec, {k: v.detach().cpu() for k, v in state.items()}, "weights")
     params = param_count(spec)
     budget = meta.get("budget")
     manifest = {
         "format": FORMAT, "title": title, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "complete": False,  # true once every file is written and checked
         "params": params, "macs": macs(spec), "budget": budget,
         "budget_use": params / budget if budget else None,
         **meta,
@@ -400,11 +422,47 @@ def export_bundle(out: str | Path, spec: ArchSpec, state: dict[str, torch.Tensor
                   "preprocess": "x / 255, then (x - mean) / std (see data)", "onnx_input": "images",
                   "onnx_output": "logits"},
         "versions": versions(),
-        "exporters": {"torchscript": scripted, "onnx": onnx_how},
-        "checks": checks,
-        "files": {name: {"sha256": sha256(p), "bytes": p.stat().st_size} for name, p in paths.items()},
     }
-    _write_text(out / "manifest.json", json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n")
+    try:
+        _write_measured(out, spec, net, manifest)
+    except (OSError, RuntimeError) as e:  # a full disk makes torch.save raise RuntimeError
+        why = getattr(e, "strerror", None) or str(e).splitlines()[0]
+        try:
+            rescue = Path(tempfile.mkdtemp(prefix="budgetnas-kept-"))
+            _write_measured(rescue, spec, net, manifest)
+        except (OSError, RuntimeError):
+            raise ExportIncomplete(f"cannot write to {out} ({why}) nor to a temporary folder: nothing could be "
+                                   "kept; free some disk space") from e
+        raise ExportIncomplete(f"cannot write to {out} ({why}): {_kept_line(rescue, meta)}") from e
+
+    step = "model.py"
+    try:
+        x = torch.randn(CHECK_BATCH, spec.in_channels, spec.image_size, spec.image_size,
+                        generator=torch.Generator().manual_seed(0))
+        with torch.inference_mode():
+            ref = net(x)
+        paths = {name: out / name for name in BUNDLE_FILES}
+        _write_text(paths["model.py"], render_model_py(spec, dataset, title))
+        step = "model.ts"
+        exporters = {"torchscript": save_torchscript(net, paths["model.ts"], x), "onnx": None}
+        step = "model.onnx"
+        skipped = {}
+        why_not = onnx_unavailable()
+        if why_not:
+            skipped["model.onnx"] = why_not
+            del paths["model.onnx"]
+        else:
+            exporters["onnx"] = save_onnx(net, paths["model.onnx"], x)
+        step = "the self-check"
+        checks = _check_files(paths, ref, x)
+        manifest.update(exporters=exporters, checks=checks, skipped=skipped, complete=True,
+                        files={name: {"sha256": sha256(p), "bytes": p.stat().st_size} for name, p in paths.items()})
+        step = "manifest.json"
+        _write_text(out / "manifest.json", json.dumps(manifest, indent=2, default=str) + "\n")
+    except Exception as e:
+        cause = str(e) if isinstance(e, ExportCheckFailed) else \
+            f"writing {step} failed ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]})"
+        raise ExportIncomplete(f"{cause}; {_kept_line(out, meta)}; the other files were not written") from e
     return manifest
 
 
@@ -417,10 +475,12 @@ def _check_files(paths: dict[str, Path], ref: torch.Tensor, x: torch.Tensor) -> 
         standalone = _import_file(paths["model.py"], f"_budgetnas_export_{uuid.uuid4().hex}")
         checks["model.py"] = _max_diff(standalone.load(paths["weights.pt"])(x), ref)
         checks["model.ts"] = _max_diff(load_torchscript(paths["model.ts"])(x), ref)
-    onnx_logits = run_onnx(paths["model.onnx"], x)
+    onnx_logits = run_onnx(paths["model.onnx"], x) if "model.onnx" in paths else None
     checks["model.onnx"] = None if onnx_logits is None else _max_diff(onnx_logits, ref)
-    if onnx_logits is None:
-        checks["model.onnx_note"] = "not run: onnxruntime is not installed (pip install 'budgetnas[onnx]')"
+    if "model.onnx" not in paths:
+        checks["model.onnx_note"] = "not written: the onnx package is not installed"
+    elif onnx_logits is None:
+        checks["model.onnx_note"] = f"not run: onnxruntime is not installed ({ONNX_INSTALL})"
     for name, tol in (("weights.pt", TOL_EXACT), ("model.py", TOL_EXACT), ("model.ts", TOL_EXACT),
                       ("model.onnx", TOL_ONNX)):
         if checks[name] is not None and not checks[name] <= tol:
@@ -482,5 +542,5 @@ def spec_from_path(path: str | Path) -> tuple[ArchSpec, dict | None]:
     return spec, manifest
 
 
-__all__ = ["Bundle", "ExportCheckFailed", "export_bundle", "load_export", "read_manifest", "select_trial",
+__all__ = ["Bundle", "ExportCheckFailed", "ExportIncomplete", "export_bundle", "load_export", "read_manifest", "select_trial",
            "resolve_weights", "spec_from_path", "standalone_source", "data_record", "versions"]

@@ -388,7 +388,10 @@ class Objective:
         preset = trial.user_attrs.get("preset_spec")
         spec = ArchSpec.from_dict(preset) if preset else sample_spec(trial, self.space, cfg.budget)
         params = param_count(spec)
-        trial.set_constraint("params_over_budget", float(params - cfg.budget))
+        with warnings.catch_warnings():
+            # a retried trial (after a kill) inherits this same value; Optuna warns and keeps it
+            warnings.filterwarnings("ignore", message="The constraint value is ignored")
+            trial.set_constraint("params_over_budget", float(params - cfg.budget))
         trial.set_user_attr("params", params)
         trial.set_user_attr("budget", cfg.budget)
         trial.set_user_attr("worker", worker_name())

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The test command: set up, then run the whole suite (real data, real storages).
+# The test command: set up, fetch MNIST once (downloads allowed here), then run the whole
+# suite offline from that cache (real data, real storages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 for extra in scripts/setup-*.sh; do [ -f "$extra" ] && bash "$extra"; done
+.venv/bin/budgetnas data mnist
 export BUDGETNAS_OFFLINE=1
 # pytest exits 5 when it collects nothing: that is a failure here too.
 exec .venv/bin/python -m pytest -q "$@"

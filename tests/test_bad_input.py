@@ -55,6 +55,17 @@ CASES = [
     ("data-file-corrupt", ("search", *STUDY, "--data-dir", "{D}/corrupt"), NO_OFFLINE,
      "t10k-labels-idx1-ubyte: checksum mismatch"),
     ("data-dir-is-a-file", ("search", *STUDY, "--data-dir", "{afile}/mnist"), NO_OFFLINE, "cannot create data dir"),
+    ("train-on-another-dataset-s-files", ("train", "--preset", "A", "--epochs", "1", "--dataset", "fashion-mnist",
+                                          *DATA), NO_OFFLINE,
+     "train-images-idx3-ubyte.gz: this is mnist's train-images-idx3-ubyte, not fashion-mnist's: pass --dataset mnist"),
+    # the data command
+    ("data-unknown-dataset", ("data", "cifar10"), {}, "unknown dataset 'cifar10'"),
+    ("data-cannot-be-fetched", ("data", "fashion-mnist", "--data-dir", "{D}/fashion"), NO_OFFLINE,
+     "fashion/train-images-idx3-ubyte: missing and could not be downloaded or found offline"),
+    ("data-file-corrupt-stays", ("data", "--data-dir", "{D}/corrupt"), NO_OFFLINE,
+     "t10k-labels-idx1-ubyte: checksum mismatch"),
+    ("data-of-another-dataset", ("data", "fashion-mnist", "--data-dir", "{mnist}"), NO_OFFLINE,
+     "this is mnist's train-images-idx3-ubyte, not fashion-mnist's: pass --dataset mnist"),
     # storage URLs
     ("storage-unreachable", ("search", *NEW_STORAGE, "--storage", f"postgresql://u:{SECRET}@127.0.0.1:1/x"), {},
      "cannot open storage postgresql://u:***@127.0.0.1:1/x"),

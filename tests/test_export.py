@@ -2,6 +2,7 @@
 accuracy in a fresh process without budgetnas; TorchScript and ONNX match; errors."""
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -228,3 +229,52 @@ def test_every_head_kind_exports_and_checks_itself(name, tmp_path):
     x = torch.randn(3, 1, 28, 28)
     with torch.inference_mode():
         assert torch.equal(bundle.model(x), net.eval()(x))
+
+
+# --- ONNX is optional at run time: a user who removed onnx still gets every other file ---------
+WITHOUT_ONNX = ("import sys; sys.modules['onnx'] = sys.modules['onnxruntime'] = None  # as if uninstalled\n"
+                "from budgetnas.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+def test_export_without_onnx_writes_every_other_file_and_says_so(searched, tmp_path):
+    from procs import cli_env, run
+    out = tmp_path / "no-onnx"
+    got = run([sys.executable, "-c", WITHOUT_ONNX, "export", "--study", STUDY, "--storage", searched.storage,
+               "--out", str(out)], cwd=tmp_path, env=cli_env())
+    assert got.returncode == 0, got.stdout + got.stderr
+    assert "Traceback" not in got.stdout + got.stderr
+    notes = [line for line in got.stdout.splitlines() if line.startswith("note: ")]
+    assert notes == ["note: model.onnx skipped: the onnx package is not installed; "
+                     "add it with: pip install onnx onnxruntime"]
+    assert sorted(p.name for p in out.iterdir()) == sorted([n for n in BUNDLE_FILES if n != "model.onnx"]
+                                                           + ["manifest.json"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["complete"] is True and "model.onnx" in manifest["skipped"]
+    assert manifest["checks"]["model.ts"] == 0.0 and manifest["checks"]["model.onnx"] is None
+    assert load_export(out).manifest["val_acc"] == manifest["val_acc"]  # every listed file checks out
+
+
+def test_a_failing_self_check_keeps_the_measured_files_and_says_so(searched, tmp_path, capsys, monkeypatch):
+    """An exported file that no longer reproduces the network (here: model.ts replaced by
+    another network's TorchScript before the check) fails the export with one line."""
+    from budgetnas import export
+    real = export.save_torchscript
+
+    def broken(net, path, example):
+        how = real(net, path, example)
+        other = copy.deepcopy(net)
+        with torch.no_grad():
+            next(other.parameters()).add_(0.5)  # corrupt what is on disk, as a broken exporter would
+        real(other, path, example)
+        return how
+
+    monkeypatch.setattr(export, "save_torchscript", broken)
+    out = tmp_path / "broken"
+    rc = main(["export", "--study", STUDY, "--storage", searched.storage, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 1 and len(err.strip().splitlines()) == 1, err
+    assert "model.ts: logits differ from the network by" in err
+    assert f"the trained network is kept in {out}: weights.pt, spec.json and manifest.json" in err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["complete"] is False and sorted(manifest["files"]) == ["spec.json", "weights.pt"]
+    assert manifest["val_acc"] == _best_trial(searched.study).user_attrs["val_acc"]

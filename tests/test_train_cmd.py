@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from budgetnas.cli import main
-from budgetnas.export import BUNDLE_FILES, load_export
+from budgetnas.export import BUNDLE_FILES, build_loaded, load_export
 from budgetnas.presets import PRESETS
-from budgetnas.space import stage_spec
+from budgetnas.space import ArchSpec, stage_spec
 from budgetnas.train import DEFAULT_RECIPE, evaluate
 
 EPOCH_LINE = re.compile(r"epoch +(\d+)/(\d+) +loss [\d.]+ +val ([\d.]+)% +test ([\d.]+)%")
@@ -121,3 +121,83 @@ def test_unwritable_out_is_one_line_exit_2(mnist_dir, tmp_path, capsys):
     rc = main(["train", "--preset", "A", "--epochs", "1", "--out", str(a_file / "sub"), *_data_args(mnist_dir, 500)])
     err = capsys.readouterr().err
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "cannot create --out" in err
+
+
+# --- nothing a run measured is ever lost -----------------------------------------------------
+def _epoch_accuracies(stdout: str) -> tuple[float, float]:
+    (_, _, val, test), = EPOCH_LINE.findall(stdout)
+    return float(val), float(test)
+
+
+def _kept(folder, val: float, test: float) -> dict:
+    """The measured files in ``folder``: the manifest's accuracies are the printed ones,
+    and the weights are the trained network's."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert (f"{100 * manifest['val_acc']:.2f}", f"{100 * manifest['test_acc']:.2f}") == (f"{val:.2f}", f"{test:.2f}")
+    assert manifest["complete"] is False and manifest["history"] and manifest["recipe"]["epochs"] == 1
+    spec = ArchSpec.from_json((folder / "spec.json").read_text())
+    assert spec == PRESETS["A"].spec
+    build_loaded(spec, torch.load(folder / "weights.pt", weights_only=True), "kept")  # strict: every key fits
+    return manifest
+
+
+@pytest.mark.slow
+def test_a_failure_after_training_keeps_weights_spec_and_manifest(mnist_dir, small_data, tmp_path, capsys, monkeypatch):
+    from budgetnas import export
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("injected: TorchScript could not be written")
+
+    monkeypatch.setattr(export, "save_torchscript", fail)
+    out = tmp_path / "a"
+    rc = main(["train", "--preset", "A", "--epochs", "1", "--out", str(out), *_data_args(mnist_dir, 1000)])
+    captured = capsys.readouterr()
+    assert rc == 1
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in captured.err, captured.err
+    assert "writing model.ts failed (RuntimeError: injected: TorchScript could not be written)" in lines[0]
+    assert f"the trained network is kept in {out}: weights.pt, spec.json and manifest.json" in lines[0]
+    val, test = _epoch_accuracies(captured.out)
+    assert f"(measured: val {val:.2f}%, test {test:.2f}%)" in lines[0]
+    manifest = _kept(out, val, test)
+    bundle = load_export(out)  # the files the manifest lists check out (sha256) and load
+    assert evaluate(bundle.model, small_data.test_x, small_data.test_y) == pytest.approx(manifest["test_acc"], abs=5e-4)
+    assert not (out / "model.ts").exists() and not (out / "model.onnx").exists()
+
+
+@pytest.mark.slow
+def test_an_out_folder_that_fails_mid_write_keeps_the_network_in_a_temporary_folder(
+        mnist_dir, tmp_path, capsys, monkeypatch):
+    """The weights cannot be written where asked (a folder sits where the file must go:
+    the write fails as on a full disk): they go to a temporary folder, named in one line."""
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    out = tmp_path / "a"
+    (out / "weights.pt.part").mkdir(parents=True)
+    rc = main(["train", "--preset", "A", "--epochs", "1", "--out", str(out), *_data_args(mnist_dir, 1000)])
+    captured = capsys.readouterr()
+    assert rc == 1
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"budgetnas: error: cannot write to {out} ("), captured.err
+    kept = list((tmp_path / "tmp").glob("budgetnas-kept-*"))
+    assert len(kept) == 1 and f"the trained network is kept in {kept[0]}:" in lines[0]
+    _kept(kept[0], *_epoch_accuracies(captured.out))
+
+
+@pytest.mark.slow
+def test_train_without_onnx_writes_every_other_file_and_exits_0(mnist_dir, tmp_path):
+    import sys
+
+    from procs import cli_env, run
+    without_onnx = ("import sys; sys.modules['onnx'] = sys.modules['onnxruntime'] = None  # as if uninstalled\n"
+                    "from budgetnas.cli import main; sys.exit(main(sys.argv[1:]))")
+    out = tmp_path / "a"
+    got = run([sys.executable, "-c", without_onnx, "train", "--preset", "A", "--epochs", "1", "--out", str(out),
+               *_data_args(mnist_dir, 500)], cwd=tmp_path, env=cli_env())
+    assert got.returncode == 0 and "Traceback" not in got.stderr, got.stdout + got.stderr
+    assert "note: model.onnx skipped: the onnx package is not installed; add it with: pip install onnx onnxruntime" \
+        in got.stdout.splitlines()
+    assert sorted(json.loads((out / "manifest.json").read_text())["files"]) == \
+        sorted(n for n in BUNDLE_FILES if n != "model.onnx")
+    load_export(out)
