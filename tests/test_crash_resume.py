@@ -66,6 +66,7 @@ def test_sigkill_mid_trial_is_retried_by_the_next_run(tmp_path, mnist_dir):
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"trial {killed.number} was left running by a process that died" in again.stdout
     assert "Traceback" not in again.stderr
+    assert "Warning" not in again.stderr, f"a library warning reached the user's terminal:\n{again.stderr}"
 
     study = load_study(url, "kill")
     assert_retried(study, killed)
