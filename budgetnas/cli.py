@@ -187,7 +187,7 @@ def load_existing_study(args: argparse.Namespace):
     import warnings
 
     import optuna
-    from .search import open_storage, redact
+    from .storage import open_storage, redact
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
@@ -284,7 +284,8 @@ def create_study_only(cfg: SearchConfig, url: str) -> int:
     import warnings
 
     import optuna
-    from .search import TARGET_ATTR, create_or_load_study, enqueue_presets, open_storage, redact
+    from .search import TARGET_ATTR, create_or_load_study, enqueue_presets
+    from .storage import open_storage, redact
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
@@ -343,7 +344,7 @@ def cmd_space(args: argparse.Namespace) -> int:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from . import leaderboard as lb
-    from .search import redact
+    from .storage import redact
     if args.top < 1:
         raise ConfigError(f"--top must be at least 1 (got {args.top})")
     study = load_existing_study(args)
@@ -386,7 +387,7 @@ def study_budget(study, entries) -> int | None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import check_writable, write_report
-    from .search import redact
+    from .storage import redact
     out = Path(args.out)
     check_writable(out)  # before the (slow) storage read and plots
     study = load_existing_study(args)
@@ -397,7 +398,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from .dashboard import publish_plots, serve
-    from .search import redact
+    from .storage import redact
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be in 1..65535 (got {args.port})")
     study = load_existing_study(args)
@@ -439,7 +440,7 @@ def _checks_line(checks: dict) -> str:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import data_record, export_bundle, prepare_out, resolve_weights, select_trial, load_state
-    from .search import artifacts_dir, redact
+    from .storage import artifacts_dir, redact
     from .space import ArchSpec
     study = load_existing_study(args)
     trial = select_trial(study.get_trials(deepcopy=False), args.study, args.trial, args.rank, args.sort)

@@ -6,7 +6,7 @@ import sys
 import time
 import warnings
 
-from .config import SearchConfig
+from .config import JOURNAL_PREFIX, SearchConfig
 
 
 def _event_line(e) -> str:
@@ -26,8 +26,8 @@ def run_search(cfg: SearchConfig, url: str, progress: bool = True, worker: int =
     from . import leaderboard as lb
     from .cli import set_threads, tune_malloc
     from .data import load_data
-    from .search import (JOURNAL_PREFIX, Objective, artifacts_dir, check_writable_dir, create_or_load_study,
-                         enqueue_presets, open_storage, optimize, recover_stale, redact, trained_count)
+    from .search import Objective, create_or_load_study, enqueue_presets, optimize, recover_stale, trained_count
+    from .storage import artifacts_dir, check_writable_dir, open_storage, redact
     from .train import preload, resolve_device
 
     # ERROR: a trial ended by Ctrl-C is a line of ours, not Optuna's warning with a traceback

@@ -143,7 +143,8 @@ def _work(cfg, url, index, cores, messages, go, progress, started, data) -> int:
 
     from .cli import set_threads, tune_malloc
     from .data import load_data
-    from .search import Objective, artifacts_dir, create_or_load_study, open_storage, optimize
+    from .search import Objective, create_or_load_study, optimize
+    from .storage import artifacts_dir, open_storage
     from .train import preload, resolve_device
 
     tune_malloc()
@@ -181,7 +182,8 @@ def run_parallel(cfg: SearchConfig, url: str, progress: bool = True) -> int:
     from . import leaderboard as lb
     from .data import load_data
     from .runner import _event_line
-    from .search import create_or_load_study, enqueue_presets, open_storage, redact, trained_count
+    from .search import create_or_load_study, enqueue_presets, trained_count
+    from .storage import open_storage, redact
     from .train import preload, resolve_device
 
     if url.startswith("sqlite"):

@@ -330,7 +330,8 @@ def _prefill(workdir: Path, study: str, args: argparse.Namespace, storage: str) 
 
     from budgetnas.config import DataConfig, SearchConfig
     from budgetnas.presets import get_preset
-    from budgetnas.search import create_or_load_study, open_storage
+    from budgetnas.search import create_or_load_study
+    from budgetnas.storage import open_storage
 
     import warnings
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -373,7 +374,8 @@ def _run_cli(workdir: Path, study: str, storage: str, workers: int, threads: int
 def search_mode(args: argparse.Namespace) -> None:
     import optuna
 
-    from budgetnas.search import open_storage, trained_count
+    from budgetnas.search import trained_count
+    from budgetnas.storage import open_storage
 
     cores = os.cpu_count() or 1
     one, two = (1, cores), (2, max(1, cores // 2))

@@ -12,7 +12,8 @@ import optuna
 import pytest
 
 from budgetnas import cli
-from budgetnas.search import open_storage, trained_count
+from budgetnas.search import trained_count
+from budgetnas.storage import open_storage
 from procs import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
