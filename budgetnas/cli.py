@@ -200,63 +200,6 @@ def load_existing_study(args: argparse.Namespace):
     return optuna.load_study(study_name=args.study, storage=storage)
 
 
-def idle_cores(window: float = 0.3) -> float | None:
-    """How many cores sat idle during the next ``window`` seconds (Linux /proc/stat), or
-    None where that cannot be read."""
-    import time
-
-    def sample() -> tuple[int, int]:
-        with open("/proc/stat") as f:
-            ticks = [int(v) for v in f.readline().split()[1:]]
-        return ticks[3] + ticks[4], sum(ticks)  # idle + iowait, all
-
-    try:
-        idle0, total0 = sample()
-        time.sleep(window)
-        idle1, total1 = sample()
-    except (OSError, ValueError, IndexError):
-        return None
-    return (os.cpu_count() or 1) * (idle1 - idle0) / max(1, total1 - total0)
-
-
-def default_threads(workers: int = 1) -> int:
-    """Torch threads per worker when --threads is not given: cores / workers, but no more
-    than the cores other processes leave idle right now (measured over 0.3 s; the 1-minute
-    load average where /proc/stat cannot be read). Why: on 2 cores shared with other
-    processes, a seed-B training step took 9-10 ms with 1 thread and 17-25 ms (median)
-    with 2, whose OpenMP threads wait for each other whenever another process holds one
-    of the cores; on idle cores 2 threads are faster."""
-    cores = os.cpu_count() or 1
-    idle = idle_cores()
-    if idle is None:
-        try:
-            idle = cores - os.getloadavg()[0]
-        except (OSError, AttributeError):  # no load average on this platform
-            idle = cores
-    return max(1, min(cores // workers, int(idle / workers + 0.5)))
-
-
-def set_threads(threads: int | None, workers: int = 1) -> int:
-    import torch
-    n = threads or default_threads(workers)
-    torch.set_num_threads(n)
-    return n
-
-
-def tune_malloc() -> None:
-    """Keep freed activation buffers in the process instead of returning them to the OS
-    (glibc's default costs up to millions of page faults per epoch)."""
-    try:
-        import ctypes
-        libc = ctypes.CDLL("libc.so.6")
-        M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
-        libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)
-        libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
-        libc.mallopt(M_TOP_PAD, 256 << 20)
-    except (OSError, AttributeError):  # not glibc: nothing to tune
-        pass
-
-
 # --- commands ---------------------------------------------------------------------------------
 def cmd_search(args: argparse.Namespace) -> int:
     cfg = SearchConfig(budget=args.budget, epochs=args.epochs, trials=args.trials, timeout=args.timeout,
@@ -507,8 +450,9 @@ def _train_and_export(args, spec, recipe, name, dcfg, budget, source_manifest) -
     from .data import load_data
     from .export import data_record, export_bundle, prepare_out
     from .model import build_model
+    from .runtime import resolve_device, set_threads, tune_malloc
     from .space import param_count
-    from .train import resolve_device, train
+    from .train import train
     tune_malloc()
     threads = set_threads(args.threads)
     device = resolve_device(args.device)

@@ -24,11 +24,10 @@ def run_search(cfg: SearchConfig, url: str, progress: bool = True, worker: int =
     from tqdm import tqdm
 
     from . import leaderboard as lb
-    from .cli import set_threads, tune_malloc
     from .data import load_data
+    from .runtime import preload, resolve_device, set_threads, tune_malloc
     from .search import Objective, create_or_load_study, enqueue_presets, optimize, recover_stale, trained_count
     from .storage import artifacts_dir, check_writable_dir, open_storage, redact
-    from .train import preload, resolve_device
 
     # ERROR: a trial ended by Ctrl-C is a line of ours, not Optuna's warning with a traceback
     optuna.logging.set_verbosity(optuna.logging.ERROR)
