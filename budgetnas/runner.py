@@ -1,5 +1,5 @@
 """A search run in the terminal: set-up messages, progress bars, a line per trial, the
-leaderboard at the end. The Optuna calls themselves live in search.py."""
+leaderboard at the end. The Optuna calls themselves live in search.py and storage.py."""
 from __future__ import annotations
 
 import sys
@@ -9,7 +9,9 @@ import warnings
 from .config import JOURNAL_PREFIX, SearchConfig
 
 
-def _event_line(e) -> str:
+def event_line(e) -> str:
+    """The line printed for a finished trial (a search.TrialEvent); workers.py prints it
+    too, tagged with the worker."""
     head = f"trial {e.number:>4} {e.state:<9} {e.params:>8,} params ({100 * e.params / e.budget:5.1f}%)"
     if e.state == "complete":
         return f"{head}  val {100 * e.val_acc:.2f}%  test {100 * e.test_acc:.2f}%  {e.seconds:.1f}s"
@@ -73,7 +75,7 @@ def run_search(cfg: SearchConfig, url: str, progress: bool = True, worker: int =
         tqdm.write(line) if progress else out(line)
 
     def on_event(e) -> None:
-        say(_event_line(e))
+        say(event_line(e))
         trial_bar.reset(total=0)
 
     def after_trial() -> None:

@@ -142,7 +142,7 @@ def run_parallel(cfg: SearchConfig, url: str, progress: bool = True) -> int:
 
     from . import leaderboard as lb
     from .data import load_data
-    from .runner import _event_line
+    from .runner import event_line
     from .runtime import preload, resolve_device
     from .search import create_or_load_study, enqueue_presets, trained_count
     from .storage import open_storage, redact
@@ -194,7 +194,7 @@ def run_parallel(cfg: SearchConfig, url: str, progress: bool = True) -> int:
         _stop_unstarted(workers)
     else:
         workers["go"].set()
-        interrupted, failed = _supervise(cfg, workers, progress, study, total, tqdm, _event_line, trained_count)
+        interrupted, failed = _supervise(cfg, workers, progress, study, total, tqdm, event_line, trained_count)
     entries = lb.build(study.get_trials(deepcopy=False))
     print(f"\n{len(study.trials)} trials in the study; this run took {time.perf_counter() - t0:.0f}s")
     print(lb.format_table(entries[:10]) if entries else "no trained trial yet")
