@@ -196,7 +196,7 @@ def load_existing_study(args: argparse.Namespace):
     import warnings
 
     import optuna
-    from .search import open_storage, redact
+    from .storage import open_storage, redact
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
@@ -207,63 +207,6 @@ def load_existing_study(args: argparse.Namespace):
         known = ", ".join(names) or "none"
         raise ConfigError(f"no study {args.study!r} in {redact(url)} (studies there: {known}): pass --study NAME")
     return optuna.load_study(study_name=args.study, storage=storage)
-
-
-def idle_cores(window: float = 0.3) -> float | None:
-    """How many cores sat idle during the next ``window`` seconds (Linux /proc/stat), or
-    None where that cannot be read."""
-    import time
-
-    def sample() -> tuple[int, int]:
-        with open("/proc/stat") as f:
-            ticks = [int(v) for v in f.readline().split()[1:]]
-        return ticks[3] + ticks[4], sum(ticks)  # idle + iowait, all
-
-    try:
-        idle0, total0 = sample()
-        time.sleep(window)
-        idle1, total1 = sample()
-    except (OSError, ValueError, IndexError):
-        return None
-    return (os.cpu_count() or 1) * (idle1 - idle0) / max(1, total1 - total0)
-
-
-def default_threads(workers: int = 1) -> int:
-    """Torch threads per worker when --threads is not given: cores / workers, but no more
-    than the cores other processes leave idle right now (measured over 0.3 s; the 1-minute
-    load average where /proc/stat cannot be read). Why: on 2 cores shared with other
-    processes, a seed-B training step took 9-10 ms with 1 thread and 17-25 ms (median)
-    with 2, whose OpenMP threads wait for each other whenever another process holds one
-    of the cores; on idle cores 2 threads are faster."""
-    cores = os.cpu_count() or 1
-    idle = idle_cores()
-    if idle is None:
-        try:
-            idle = cores - os.getloadavg()[0]
-        except (OSError, AttributeError):  # no load average on this platform
-            idle = cores
-    return max(1, min(cores // workers, int(idle / workers + 0.5)))
-
-
-def set_threads(threads: int | None, workers: int = 1) -> int:
-    import torch
-    n = threads or default_threads(workers)
-    torch.set_num_threads(n)
-    return n
-
-
-def tune_malloc() -> None:
-    """Keep freed activation buffers in the process instead of returning them to the OS
-    (glibc's default costs up to millions of page faults per epoch)."""
-    try:
-        import ctypes
-        libc = ctypes.CDLL("libc.so.6")
-        M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
-        libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)
-        libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
-        libc.mallopt(M_TOP_PAD, 256 << 20)
-    except (OSError, AttributeError):  # not glibc: nothing to tune
-        pass
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -293,7 +236,8 @@ def create_study_only(cfg: SearchConfig, url: str) -> int:
     import warnings
 
     import optuna
-    from .search import TARGET_ATTR, create_or_load_study, enqueue_presets, open_storage, redact
+    from .search import TARGET_ATTR, create_or_load_study, enqueue_presets
+    from .storage import open_storage, redact
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
@@ -352,7 +296,7 @@ def cmd_space(args: argparse.Namespace) -> int:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from . import leaderboard as lb
-    from .search import redact
+    from .storage import redact
     if args.top < 1:
         raise ConfigError(f"--top must be at least 1 (got {args.top})")
     study = load_existing_study(args)
@@ -395,7 +339,7 @@ def study_budget(study, entries) -> int | None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import check_writable, write_report
-    from .search import redact
+    from .storage import redact
     out = Path(args.out)
     check_writable(out)  # before the (slow) storage read and plots
     study = load_existing_study(args)
@@ -406,7 +350,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from .dashboard import publish_plots, serve
-    from .search import redact
+    from .storage import redact
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be in 1..65535 (got {args.port})")
     study = load_existing_study(args)
@@ -471,7 +415,7 @@ def _print_bundle(manifest: dict) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import data_record, export_bundle, prepare_out, resolve_weights, select_trial, load_state
-    from .search import artifacts_dir, redact
+    from .storage import artifacts_dir, redact
     from .space import ArchSpec
     study = load_existing_study(args)
     trial = select_trial(study.get_trials(deepcopy=False), args.study, args.trial, args.rank, args.sort)
@@ -538,8 +482,9 @@ def _train_and_export(args, spec, recipe, name, dcfg, budget, source_manifest) -
     from .data import load_data
     from .export import data_record, export_bundle, prepare_out
     from .model import build_model
+    from .runtime import resolve_device, set_threads, tune_malloc
     from .space import param_count
-    from .train import resolve_device, train
+    from .train import train
     tune_malloc()
     threads = set_threads(args.threads)
     device = resolve_device(args.device)

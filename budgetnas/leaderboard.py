@@ -138,7 +138,8 @@ def best_per_tier(entries: Iterable[Entry], tiers: list[int]) -> list[tuple[int,
     return out
 
 
-def _pct(x: float | None) -> str:
+def pct(x: float | None) -> str:
+    """A fraction as a percentage with 2 decimals, "-" for None (tables and reports)."""
     return "-" if x is None else f"{100 * x:.2f}"
 
 
@@ -148,8 +149,8 @@ COLUMNS = ("rank", "trial", "val acc %", "test acc %", "params", "budget %", "ac
 def rows(entries: list[Entry]) -> list[list[str]]:
     out = []
     for i, e in enumerate(entries, 1):
-        out.append([str(i) if e.state == "complete" else e.state, str(e.trial), _pct(e.val_acc), _pct(e.test_acc),
-                    f"{e.params:,}" if e.params else "-", _pct(e.budget_use),
+        out.append([str(i) if e.state == "complete" else e.state, str(e.trial), pct(e.val_acc), pct(e.test_acc),
+                    f"{e.params:,}" if e.params else "-", pct(e.budget_use),
                     f"{e.acc_per_kparam:.2f}" if e.acc_per_kparam else "-",
                     f"{e.score:.2f}" if e.score is not None else "-",
                     f"{e.seconds:.1f}" if e.seconds is not None else "-", "*" if e.pareto else ""])
@@ -262,7 +263,7 @@ TIER_COLUMNS = ("params <=", "trial", "val acc %", "test acc %", "params")
 
 
 def tier_rows(best: list[tuple[int, Entry | None]]) -> list[list[str]]:
-    return [[f"{t:,}", str(e.trial), _pct(e.val_acc), _pct(e.test_acc), f"{e.params:,}"] if e else
+    return [[f"{t:,}", str(e.trial), pct(e.val_acc), pct(e.test_acc), f"{e.params:,}"] if e else
             [f"{t:,}", "-", "-", "-", "-"] for t, e in best]
 
 

@@ -96,8 +96,8 @@ def leaderboard_figure(trials: Iterable[Any], top: int = 15):
 
     entries = lb.build(trials)[:top]
     header = ["rank", "trial", "val %", "test %", "params", "score", "front", "arch"]
-    cols = [list(range(1, len(entries) + 1)), [e.trial for e in entries], [lb._pct(e.val_acc) for e in entries],
-            [lb._pct(e.test_acc) for e in entries], [f"{e.params:,}" for e in entries],
+    cols = [list(range(1, len(entries) + 1)), [e.trial for e in entries], [lb.pct(e.val_acc) for e in entries],
+            [lb.pct(e.test_acc) for e in entries], [f"{e.params:,}" for e in entries],
             [f"{e.score:.2f}" for e in entries], ["*" if e.pareto else "" for e in entries],
             [lb.arch_summary(e.spec) for e in entries]]
     fig = go.Figure(go.Table(header=dict(values=header, align="left"), cells=dict(values=cols, align="left"),
@@ -196,8 +196,8 @@ def winner_html(winner: lb.Entry | None) -> str:
     rows = [[r["name"], r["layer"], "x".join(map(str, r["shape"])), f"{r['params']:,}", f"{r['macs']:,}"] for r in table]
     rows.append(["total", "", "", f"{sum(r['params'] for r in table):,}", f"{sum(r['macs'] for r in table):,}"])
     head = (f"<p>Trial <b>{winner.trial}</b>{f' (preset {html.escape(winner.preset)})' if winner.preset else ''}: "
-            f"val {lb._pct(winner.val_acc)}%, test {lb._pct(winner.test_acc)}%, {winner.params:,} params "
-            f"({lb._pct(winner.budget_use)}% of the budget), {winner.macs or 0:,} MACs per image, "
+            f"val {lb.pct(winner.val_acc)}%, test {lb.pct(winner.test_acc)}%, {winner.params:,} params "
+            f"({lb.pct(winner.budget_use)}% of the budget), {winner.macs or 0:,} MACs per image, "
             f"trained in {winner.seconds or 0:.1f}s. Architecture: <code>{html.escape(lb.arch_summary(winner.spec))}"
             f"</code></p>")
     details = (f"<details><summary>spec and recipe (JSON)</summary><pre>"

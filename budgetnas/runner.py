@@ -1,15 +1,17 @@
 """A search run in the terminal: set-up messages, progress bars, a line per trial, the
-leaderboard at the end. The Optuna calls themselves live in search.py."""
+leaderboard at the end. The Optuna calls themselves live in search.py and storage.py."""
 from __future__ import annotations
 
 import sys
 import time
 import warnings
 
-from .config import SearchConfig
+from .config import JOURNAL_PREFIX, SearchConfig
 
 
-def _event_line(e) -> str:
+def event_line(e) -> str:
+    """The line printed for a finished trial (a search.TrialEvent); workers.py prints it
+    too, tagged with the worker."""
     head = f"trial {e.number:>4} {e.state:<9} {e.params:>8,} params ({100 * e.params / e.budget:5.1f}%)"
     if e.state == "complete":
         return f"{head}  val {100 * e.val_acc:.2f}%  test {100 * e.test_acc:.2f}%  {e.seconds:.1f}s"
@@ -24,11 +26,10 @@ def run_search(cfg: SearchConfig, url: str, progress: bool = True, worker: int =
     from tqdm import tqdm
 
     from . import leaderboard as lb
-    from .cli import set_threads, tune_malloc
     from .data import load_data
-    from .search import (JOURNAL_PREFIX, Objective, artifacts_dir, check_writable_dir, create_or_load_study,
-                         enqueue_presets, open_storage, optimize, recover_stale, redact, trained_count)
-    from .train import preload, resolve_device
+    from .runtime import preload, resolve_device, set_threads, tune_malloc
+    from .search import Objective, create_or_load_study, enqueue_presets, optimize, recover_stale, trained_count
+    from .storage import artifacts_dir, check_writable_dir, open_storage, redact
 
     # ERROR: a trial ended by Ctrl-C is a line of ours, not Optuna's warning with a traceback
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -74,7 +75,7 @@ def run_search(cfg: SearchConfig, url: str, progress: bool = True, worker: int =
         tqdm.write(line) if progress else out(line)
 
     def on_event(e) -> None:
-        say(_event_line(e))
+        say(event_line(e))
         trial_bar.reset(total=0)
 
     def after_trial() -> None:

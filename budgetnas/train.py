@@ -42,15 +42,6 @@ class TrainResult:
     precision: str = "fp32"  # of the training forward passes: "fp32" or "bf16" (autocast)
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            from .config import ConfigError
-            raise ConfigError("--device cuda: no CUDA GPU is visible to PyTorch: use --device cpu or auto")
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
 def bf16_native(device: torch.device) -> bool:
     """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), so autocast pays."""
     if device.type != "cpu":
@@ -67,13 +58,6 @@ def use_bf16(device: torch.device, bf16: bool | None) -> bool:
     images, 1 thread; B 11%, E 33%) at the same test accuracy (seed B, one epoch on full
     MNIST, 3 seeds: 98.70% vs 98.75% mean); fp32 elsewhere (not measured on GPUs). Weights, optimizer state, loss and evaluation stay fp32."""
     return bf16_native(device) if bf16 is None else bf16
-
-
-def preload() -> None:
-    """Import now what torch.optim imports when it makes its first optimizer (torch._dynamo:
-    ~1 s of one core here), so that a process pays it once before its first trial is timed
-    and workers forked afterwards inherit it."""
-    import torch._dynamo  # noqa: F401
 
 
 def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
@@ -150,7 +134,7 @@ def train(model: nn.Module, data: Data, recipe: Recipe, *, device: torch.device 
     ``bf16`` autocast (default: where the CPU has native bf16, see use_bf16) makes the
     forward convs faster; the optimizer is fused; batches are gathered with index_select
     from tensors resident on ``device``; the loss is only read back to the host at report
-    points. The caller sets threads and the allocator (cli.set_threads, cli.tune_malloc)."""
+    points. The caller sets threads and the allocator (runtime.set_threads, runtime.tune_malloc)."""
     t0 = time.perf_counter()
     device = torch.device(device)
     bf16 = use_bf16(device, bf16)

@@ -5,7 +5,7 @@ On CPU the parent loads and checks the data and forks N processes that inherit i
 it). It then creates the study once (a journal file by default: safe for several
 processes on one host, unlike SQLite) and lets them go. Each loads the study with a
 sampler seed of its own, trains with cores / N torch threads (or --threads; the last
-workers left take the threads of those that finished, see Cores), and sends a message
+workers left take the threads of those that finished, see runtime.Cores), and sends a message
 per finished trial back over a queue; the parent prints them, keeps the progress bars
 and prints the leaderboard at the end. --trials stays the number of trained trials the
 whole study should hold.
@@ -29,14 +29,14 @@ import warnings
 from datetime import datetime
 
 from .config import JOURNAL_PREFIX, ConfigError, SearchConfig
+from .runtime import Cores, default_threads, end_openmp_threads, pin_to_cores
 
 JOIN_SECONDS = 60  # after Ctrl-C, how long workers get to mark their trials failed and exit
 
 
 def worker_threads(cfg: SearchConfig) -> int:
     """torch threads per worker: --threads, else cores / workers, fewer if the cores are
-    busy (cli.default_threads)."""
-    from .cli import default_threads
+    busy (runtime.default_threads)."""
     return cfg.threads or default_threads(cfg.workers)
 
 
@@ -61,44 +61,6 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGINT)
     except (OSError, AttributeError):
         pass
-
-
-def pin_to_cores(index: int, threads: int, workers: int) -> set[int] | None:
-    """Worker ``index`` keeps to cores of its own when the workers' threads exactly fill
-    the CPUs this process may use (e.g. --workers 2 with 1 thread each on 2 cores), so
-    the kernel does not move them between cores and their caches. Call before torch
-    starts its thread pool. Returns the cores, or None where nothing was changed."""
-    try:
-        cpus = sorted(os.sched_getaffinity(0))
-        if workers * threads != len(cpus) or workers < 2:
-            return None
-        mine = set(cpus[(index % workers) * threads:(index % workers + 1) * threads])
-        os.sched_setaffinity(0, mine)
-        return mine
-    except (AttributeError, OSError):  # no affinity API on this platform
-        return None
-
-
-class Cores:
-    """A worker's torch threads: its share (``threads``) while all workers run; once some
-    have finished, the threads all workers were given (workers x threads, never more than
-    the CPUs ``cpus`` this process may use) are shared among the rest. So the last trials
-    of a search, run by the last worker left, use every core instead of leaving the
-    others idle. Checked between training steps; only ever grows."""
-
-    def __init__(self, active, threads: int, workers: int, cpus: set[int], pinned: bool):
-        self.active, self.threads, self.total = active, threads, threads * workers
-        self.cpus, self.pinned, self.now = cpus, pinned, threads
-
-    def update(self) -> None:
-        want = min(max(self.threads, self.total // max(1, self.active.value)), len(self.cpus))
-        if want <= self.now:
-            return
-        import torch
-        if self.pinned:  # the threads torch starts from now on inherit this affinity
-            os.sched_setaffinity(0, self.cpus)
-        torch.set_num_threads(want)
-        self.now = want
 
 
 def _worker_main(cfg: SearchConfig, url: str, index: int, threads: int, messages, go, progress: bool,
@@ -141,10 +103,10 @@ def _work(cfg, url, index, cores, messages, go, progress, started, data) -> int:
     _quiet_optuna()
     import optuna  # noqa: F401
 
-    from .cli import set_threads, tune_malloc
     from .data import load_data
-    from .search import Objective, artifacts_dir, create_or_load_study, open_storage, optimize
-    from .train import preload, resolve_device
+    from .runtime import preload, resolve_device, set_threads, tune_malloc
+    from .search import Objective, create_or_load_study, optimize
+    from .storage import artifacts_dir, open_storage
 
     tune_malloc()
     set_threads(cores.threads)
@@ -180,9 +142,10 @@ def run_parallel(cfg: SearchConfig, url: str, progress: bool = True) -> int:
 
     from . import leaderboard as lb
     from .data import load_data
-    from .runner import _event_line
-    from .search import create_or_load_study, enqueue_presets, open_storage, redact, trained_count
-    from .train import preload, resolve_device
+    from .runner import event_line
+    from .runtime import preload, resolve_device
+    from .search import create_or_load_study, enqueue_presets, trained_count
+    from .storage import open_storage, redact
 
     if url.startswith("sqlite"):
         raise ConfigError(f"--workers {cfg.workers}: SQLite ({redact(url)}) is not safe for several processes: "
@@ -231,7 +194,7 @@ def run_parallel(cfg: SearchConfig, url: str, progress: bool = True) -> int:
         _stop_unstarted(workers)
     else:
         workers["go"].set()
-        interrupted, failed = _supervise(cfg, workers, progress, study, total, tqdm, _event_line, trained_count)
+        interrupted, failed = _supervise(cfg, workers, progress, study, total, tqdm, event_line, trained_count)
     entries = lb.build(study.get_trials(deepcopy=False))
     print(f"\n{len(study.trials)} trials in the study; this run took {time.perf_counter() - t0:.0f}s")
     print(lb.format_table(entries[:10]) if entries else "no trained trial yet")
@@ -241,28 +204,6 @@ def run_parallel(cfg: SearchConfig, url: str, progress: bool = True) -> int:
         print("interrupted: running trials are marked failed; rerun the same command to resume")
         return 130
     return 1 if failed else 0
-
-
-def end_openmp_threads() -> bool:
-    """End the thread team of torch's OpenMP runtime (GNU libgomp) in this process, so
-    that a child forked next starts its own: a child forked while the team exists hangs
-    at its first parallel op (measured with torch 2.13). OpenMP 5.0's
-    omp_pause_resource_all(omp_pause_hard) does it; the next parallel op here starts a
-    new team. False (fork is not safe) where torch's runtime is not libgomp or has no
-    such call."""
-    import ctypes
-    import re
-    try:
-        maps = open("/proc/self/maps").read()
-    except OSError:
-        return False
-    runtimes = set(re.findall(r"/\S*/lib[gi]omp[^/\s]*\.so[^/\s]*", maps))
-    if len(runtimes) != 1 or "libgomp" not in next(iter(runtimes)):
-        return False
-    try:
-        return ctypes.CDLL(runtimes.pop()).omp_pause_resource_all(2) == 0  # 2: omp_pause_hard
-    except (OSError, AttributeError):
-        return False
 
 
 def _start(ctx, cfg: SearchConfig, url: str, threads: int, progress: bool, data=None) -> dict:

@@ -16,7 +16,7 @@ settings:
   describes it (conv -> BN -> ReLU -> max pool per block, ``model.literal_order``: the
   same initial weights as budgetnas's) in NCHW, torch's default threads, test accuracy
   under ``torch.no_grad`` in batches of 1000.
-* budgetnas: what a search worker does: ``cli.tune_malloc()``, ``cli.set_threads()``
+* budgetnas: what a search worker does: ``runtime.tune_malloc()``, ``runtime.set_threads()``
   (cores, or fewer when other processes keep them busy), then ``train.train`` with its
   defaults (data resident in tensors, channels_last, bf16 autocast where the CPU has
   native bf16, fused optimizer; it also validates 4 times, which the reference does not,
@@ -25,7 +25,7 @@ settings:
 
 Neither arm's time includes the one-time ``import torch._dynamo`` that torch.optim does
 when it makes a process's first optimizer (~1 s here): both import it first, as a
-search process does before its first trial (``train.preload``).
+search process does before its first trial (``runtime.preload``).
 
 Same split, same initial weights (same seed). It prints wall time, accuracy, peak RSS
 and achieved GFLOP/s of each against this machine's fp32 matmul peak measured in the
@@ -164,12 +164,12 @@ def arm_budgetnas(preset_name: str, train_limit: int | None, seed: int) -> dict:
     """What a search worker does for one trial."""
     import torch
 
-    from budgetnas.cli import set_threads, tune_malloc
     from budgetnas.config import DataConfig
     from budgetnas.data import load_data
     from budgetnas.model import build_model
     from budgetnas.presets import get_preset
-    from budgetnas.train import INTERMEDIATE_VAL, eval_steps, preload, train
+    from budgetnas.runtime import preload, set_threads, tune_malloc
+    from budgetnas.train import INTERMEDIATE_VAL, eval_steps, train
 
     tune_malloc()
     threads = set_threads(None, 1)
@@ -259,7 +259,7 @@ def train_mode(args: argparse.Namespace) -> None:
     print(f"test accuracy: budgetnas {100 * bn['test_acc']:.2f}% vs reference {100 * ref['test_acc']:.2f}% "
           f"({100 * (bn['test_acc'] - ref['test_acc']):+.2f} pp)")
     print(f"peak memory of the budgetnas process (a search worker's work on full MNIST): {bn['rss_mb']:.0f} MB "
-          f"(limit 1536 MB); minor page faults while training: {bn['minflt']:,} with cli.tune_malloc, "
+          f"(limit 1536 MB); minor page faults while training: {bn['minflt']:,} with runtime.tune_malloc, "
           f"{ref['minflt']:,} in the reference")
     print(f"speedup: {ref['seconds'] / bn['seconds']:.2f}")
 
@@ -270,12 +270,12 @@ def parts_mode(args: argparse.Namespace) -> None:
     import torch
     from torch import nn
 
-    from budgetnas.cli import set_threads, tune_malloc
     from budgetnas.config import DataConfig
     from budgetnas.data import load_data
     from budgetnas.model import build_model
     from budgetnas.presets import get_preset
-    from budgetnas.train import preload, train
+    from budgetnas.runtime import preload, set_threads, tune_malloc
+    from budgetnas.train import train
 
     class Subsample(nn.Module):  # a max pool's output shape without its work
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -330,7 +330,8 @@ def _prefill(workdir: Path, study: str, args: argparse.Namespace, storage: str) 
 
     from budgetnas.config import DataConfig, SearchConfig
     from budgetnas.presets import get_preset
-    from budgetnas.search import create_or_load_study, open_storage
+    from budgetnas.search import create_or_load_study
+    from budgetnas.storage import open_storage
 
     import warnings
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -373,7 +374,8 @@ def _run_cli(workdir: Path, study: str, storage: str, workers: int, threads: int
 def search_mode(args: argparse.Namespace) -> None:
     import optuna
 
-    from budgetnas.search import open_storage, trained_count
+    from budgetnas.search import trained_count
+    from budgetnas.storage import open_storage
 
     cores = os.cpu_count() or 1
     one, two = (1, cores), (2, max(1, cores // 2))
@@ -383,7 +385,7 @@ def search_mode(args: argparse.Namespace) -> None:
           f"{args.search_repeats} round(s) of --workers 1 and 2 in alternation")
     # the comparison the issue asks for (alternating, so a change in the machine's load
     # hits both), then optionally --workers 1 with its default threads (cores, or fewer
-    # when other processes keep the cores busy: see cli.default_threads)
+    # when other processes keep the cores busy: see runtime.default_threads)
     runs = [one, two] * args.search_repeats + ([(1, None)] if args.search_default_threads else [])
     seconds: dict[tuple, float] = {}
     trials: dict[tuple, int] = {}

@@ -300,7 +300,7 @@ def main() -> int:
     ap.add_argument("--long-seeds", type=int, default=3, help="seeds for the multi-epoch runs (3 = full)")
     ap.add_argument("--render", action="store_true", help="only rewrite docs/RESULTS.md from the cache")
     args = ap.parse_args()
-    from budgetnas.cli import set_threads, tune_malloc
+    from budgetnas.runtime import set_threads, tune_malloc
     tune_malloc()
     set_threads(None)
     cache = load_cache()

@@ -62,7 +62,7 @@ def load_study(url: str, name: str):
     """The study as stored (opened the way budgetnas opens it: same driver, no writes)."""
     import optuna
 
-    from budgetnas.search import open_storage
+    from budgetnas.storage import open_storage
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     return optuna.load_study(study_name=name, storage=open_storage(url, create=False),
                              sampler=optuna.samplers.RandomSampler())

@@ -15,7 +15,7 @@ import pytest
 
 from budgetnas.cli import build_parser
 from budgetnas.config import ConfigError
-from budgetnas.search import _driver_url, heartbeat_settings, open_storage, redact, scrub
+from budgetnas.storage import _driver_url, heartbeat_settings, open_storage, redact, scrub
 
 PACKAGE = Path(__file__).resolve().parent.parent / "budgetnas"
 

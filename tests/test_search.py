@@ -5,7 +5,7 @@ import pytest
 from budgetnas import leaderboard as lb
 from budgetnas.cli import main
 from budgetnas.config import default_storage_url
-from budgetnas.search import redact
+from budgetnas.storage import redact
 
 
 def run(args, mnist_dir, tmp_path, study="t"):

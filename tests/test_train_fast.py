@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from budgetnas import cli
+from budgetnas import runtime as cli
 from budgetnas.config import Recipe
 from budgetnas.model import build_model, literal_order
 from budgetnas.presets import PRESETS

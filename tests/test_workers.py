@@ -12,7 +12,8 @@ import optuna
 import pytest
 
 from budgetnas import cli
-from budgetnas.search import open_storage, trained_count
+from budgetnas.search import trained_count
+from budgetnas.storage import open_storage
 from procs import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,7 +61,7 @@ def test_the_last_worker_left_takes_the_threads_of_those_that_finished():
 
     import torch
 
-    from budgetnas.workers import Cores
+    from budgetnas.runtime import Cores
     before = torch.get_num_threads()
     active = multiprocessing.get_context("fork").Value("i", 2)
     cores = Cores(active, threads=1, workers=2, cpus={0, 1, 2, 3}, pinned=False)
