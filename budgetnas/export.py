@@ -367,7 +367,7 @@ def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 def onnx_unavailable() -> str | None:
     """Why model.onnx cannot be written in this environment, or None where it can."""
     try:
-        import onnx  # noqa: F401  (the exporter needs it; a removed package is no error)
+        importlib.import_module("onnx")  # torch's exporter needs it; a removed package is no error
     except ImportError:
         return f"the onnx package is not installed; add it with: {ONNX_INSTALL}"
     return None
