@@ -26,7 +26,7 @@ from .data import Data
 from .model import build_model
 from .space import ArchSpec, Space, default_trials, macs, param_count, sample_recipe, sample_spec
 from .storage import heartbeat_settings
-from .train import Diverged, train
+from .train import Diverged, report_count, train
 
 # Study user attrs that pin a study's meaning: a worker or a rerun reads them, and a
 # rerun with different values is refused (its trials would not be comparable).
@@ -199,12 +199,13 @@ class Objective:
         torch.manual_seed(seed)
         model = build_model(spec)
         last: dict = {}
+        final = report_count(len(self.data.train_x), recipe, cfg.eval_points)
 
         def report(point: int, acc: float) -> None:
             last.update(point=point, acc=acc)
             trial.report(acc, point)
             # the last report ends training anyway: a finished model is kept, never pruned
-            if point < cfg.epochs * cfg.eval_points and trial.should_prune():
+            if point < final and trial.should_prune():
                 raise optuna.TrialPruned(f"val acc {acc:.4f} at report {point}")
 
         try:

@@ -1,7 +1,8 @@
 """Train one model for N epochs on resident tensors; evaluate. Knows nothing of trials.
 
-``report(point, val_acc)`` is called ``eval_points`` times per epoch; whatever it raises
-(a pruning signal, say) ends training and propagates to the caller.
+``report(point, val_acc)`` is called ``eval_points`` times per epoch (fewer on an epoch
+of fewer steps: report_count); whatever it raises (a pruning signal, say) ends training
+and propagates to the caller.
 """
 from __future__ import annotations
 
@@ -120,6 +121,18 @@ def eval_steps(steps: int, points: int) -> list[int]:
     return sorted({max(1, round(steps * k / points)) for k in range(1, points + 1)})
 
 
+def epoch_steps(n: int, batch_size: int) -> int:
+    """Optimizer steps per epoch on ``n`` images: the last partial batch is dropped (a
+    batch of 1 breaks BatchNorm)."""
+    return n // min(batch_size, n)
+
+
+def report_count(n: int, recipe: Recipe, eval_points: int) -> int:
+    """How many times train() calls ``report`` on ``n`` training images: ``eval_points``
+    per epoch, fewer when an epoch has fewer steps than that (tiny data, large batches)."""
+    return recipe.epochs * len(eval_steps(epoch_steps(n, recipe.batch_size), eval_points))
+
+
 def train(model: nn.Module, data: Data, recipe: Recipe, *, device: torch.device | str = "cpu", seed: int = 0,
           report: Callable[[int, float], None] | None = None, eval_points: int = 4,
           progress: Callable[[int, int, float | None], None] | None = None,
@@ -142,7 +155,7 @@ def train(model: nn.Module, data: Data, recipe: Recipe, *, device: torch.device 
     model.to(device=device, memory_format=memory_format).train()
     n = len(data.train_x)
     bs = min(recipe.batch_size, n)
-    steps = n // bs  # drop the last partial batch: a batch of 1 breaks BatchNorm
+    steps = epoch_steps(n, recipe.batch_size)
     total = steps * recipe.epochs
     opt = make_optimizer(model, recipe)
     sched = make_scheduler(opt, recipe, total)
