@@ -154,6 +154,37 @@ def architecture_note(spec: ArchSpec, params: int, budget: int) -> str:
             + "\n".join(rows))
 
 
+class TrialHold:
+    """Test-only: a trial that waits, mid-training, for a file the test writes.
+
+    With ``$BUDGETNAS_TEST_HOLD=DIR`` (set only by tests), every trained trial stops
+    right after validation report ``$BUDGETNAS_TEST_HOLD_AT`` (default 1) is stored and
+    the pruner has let it go on: it writes ``DIR/held-<trial number>`` (holding this
+    process's pid) and waits until ``DIR/release-<trial number>`` or ``DIR/release``
+    exists, or the process is killed or interrupted (Ctrl-C ends the wait like any
+    sleep). Kill, Ctrl-C and timeout tests use it for a trial in the middle of training
+    for as long as they need, instead of polling for a window of a second. Unset, it
+    does nothing."""
+
+    def __init__(self, folder: str | None = None, at: int = 1):
+        self.folder, self.at = (Path(folder) if folder else None), at
+
+    @classmethod
+    def from_env(cls) -> "TrialHold":
+        at = os.environ.get("BUDGETNAS_TEST_HOLD_AT", "").strip()
+        return cls(os.environ.get("BUDGETNAS_TEST_HOLD") or None, int(at) if at.isdigit() else 1)
+
+    def __call__(self, number: int, point: int) -> None:
+        if self.folder is None or point != self.at:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f".held-{number}.{os.getpid()}"
+        tmp.write_text(f"{os.getpid()}\n")
+        os.replace(tmp, self.folder / f"held-{number}")  # a test never reads it half-written
+        while not ((self.folder / f"release-{number}").exists() or (self.folder / "release").exists()):
+            time.sleep(0.05)
+
+
 class Objective:
     """Callable for study.optimize. ``on_event`` gets a TrialEvent per finished trial;
     ``progress`` gets (step, total, val_acc) during training."""
@@ -166,6 +197,7 @@ class Objective:
         self.on_event = on_event or (lambda e: None)
         self.progress = progress
         self.space = space or Space()
+        self.hold = TrialHold.from_env()
 
     def __call__(self, trial: optuna.Trial) -> float:
         t0 = time.perf_counter()
@@ -207,6 +239,7 @@ class Objective:
             # the last report ends training anyway: a finished model is kept, never pruned
             if point < final and trial.should_prune():
                 raise optuna.TrialPruned(f"val acc {acc:.4f} at report {point}")
+            self.hold(trial.number, point)
 
         try:
             result = train(model, self.data, recipe, device=self.device, seed=seed, report=report,

@@ -1,6 +1,7 @@
 """Helpers for tests that run the real CLI in separate processes (crash, resume, bad
 input, workers): the command line, an environment that imports this checkout, storage
-polling, file fingerprints and the check that a killed trial was retried."""
+polling, holding a trial mid-training (search.TrialHold), file fingerprints and the
+check that a killed trial was retried."""
 from __future__ import annotations
 
 import hashlib
@@ -56,6 +57,36 @@ def wait_for(condition: Callable[[], object], timeout: float, proc: subprocess.P
             raise AssertionError(f"process ended (rc {proc.returncode}) before {what}")
         time.sleep(poll)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+# --- a trial held mid-training (budgetnas.search.TrialHold) ---------------------------------
+def hold_env(folder: Path, at: int | None = None) -> dict[str, str]:
+    """Environment entries that make every trained trial of a process wait after
+    validation report ``at`` (default 1) until the test releases it."""
+    env = {"BUDGETNAS_TEST_HOLD": str(folder)}
+    if at is not None:
+        env["BUDGETNAS_TEST_HOLD_AT"] = str(at)
+    return env
+
+
+def held(folder: Path, timeout: float = 300, proc: subprocess.Popen | None = None,
+         seen: set[int] | frozenset = frozenset()) -> tuple[int, int]:
+    """Wait until a trial not in ``seen`` is held; returns (trial number, pid holding it)."""
+    folder = Path(folder)
+
+    def new() -> tuple[int, int] | None:
+        for f in sorted(folder.glob("held-*")):
+            number = int(f.name.split("-", 1)[1])
+            if number not in seen:
+                return number, int(f.read_text())
+        return None
+
+    return wait_for(new, timeout, proc, f"a trial held in {folder}")
+
+
+def release(folder: Path, number: int | None = None) -> None:
+    """Let held trial ``number`` go on (None: every trial, now and later)."""
+    (Path(folder) / ("release" if number is None else f"release-{number}")).touch()
 
 
 def load_study(url: str, name: str):
