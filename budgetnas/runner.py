@@ -28,8 +28,9 @@ def run_search(cfg: SearchConfig, url: str, progress: bool = True, worker: int =
     from . import leaderboard as lb
     from .data import load_data
     from .runtime import preload, resolve_device, set_threads, tune_malloc
-    from .search import Objective, create_or_load_study, enqueue_presets, optimize, recover_stale, trained_count
-    from .storage import artifacts_dir, check_writable_dir, open_storage, redact
+    from .search import (Objective, create_or_load_study, enqueue_presets, optimize, recover_stale, retried,
+                         trained_count)
+    from .storage import STALE_RETRIES, artifacts_dir, check_writable_dir, open_storage, redact
 
     # ERROR: a trial ended by Ctrl-C is a line of ours, not Optuna's warning with a traceback
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -50,7 +51,9 @@ def run_search(cfg: SearchConfig, url: str, progress: bool = True, worker: int =
     out = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     out(f"study {cfg.study!r} in {redact(url)}  ({len(study.trials)} trials so far)")
     for number in recover_stale(study):
-        out(f"trial {number} was left running by a process that died: marked failed and queued again")
+        again = ("queued again" if retried(study, number) else
+                 f"not queued again: its parameters were tried {1 + STALE_RETRIES} times")
+        out(f"trial {number} was left running by a process that died: marked failed and {again}")
     out(f"watch it live:  budgetnas dashboard --study {cfg.study} --storage {redact(url)}")
     out(f"data: {data.info['dataset']} train {data.info['train_size']:,} / val {data.info['val_size']:,} / "
         f"test {data.info['test_size']:,}; device {device}, {threads} threads; budget {cfg.budget:,} params")

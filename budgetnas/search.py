@@ -121,6 +121,12 @@ def recover_stale(study: optuna.Study) -> list[int]:
     return sorted(running - still)
 
 
+def retried(study: optuna.Study, number: int) -> bool:
+    """Whether stale trial ``number`` was queued again (it is not once its parameters
+    have been tried 1 + storage.STALE_RETRIES times)."""
+    return any(t.system_attrs.get("retry_history", [None])[-1] == number for t in study.get_trials(deepcopy=False))
+
+
 def config_from_study(study: optuna.Study, **overrides) -> SearchConfig:
     """Rebuild a SearchConfig from a study's stored settings (for workers)."""
     s = study.user_attrs.get("settings")

@@ -17,6 +17,8 @@ import optuna
 
 from .config import JOURNAL_PREFIX, ConfigError, SearchConfig
 
+STALE_RETRIES = 2  # a trial whose worker died is queued again at most this many times
+
 
 def redact(url: str) -> str:
     """The storage URL with any password replaced (safe to print): the one in
@@ -102,8 +104,9 @@ def open_storage(url: str, heartbeat: bool = False, create: bool = True) -> optu
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            if heartbeat:  # a stale trial is queued again with its params (twice at most)
-                kwargs["heartbeat_stale_trial_callback"] = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)
+            if heartbeat:  # a stale trial is queued again with its params (STALE_RETRIES times at most)
+                kwargs["heartbeat_stale_trial_callback"] = optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    max_retry=STALE_RETRIES)
             storage = _rdb_storage(url, kwargs)
         if not create:
             storage.get_all_studies()  # a file that is no optuna storage fails here, unchanged
