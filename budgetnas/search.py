@@ -164,24 +164,25 @@ class TrialHold:
     """Test-only: a trial that waits, mid-training, for a file the test writes.
 
     With ``$BUDGETNAS_TEST_HOLD=DIR`` (set only by tests), every trained trial stops
-    right after validation report ``$BUDGETNAS_TEST_HOLD_AT`` (default 1) is stored and
-    the pruner has let it go on: it writes ``DIR/held-<trial number>`` (holding this
+    right after validation report ``$BUDGETNAS_TEST_HOLD_AT`` (a number, default 1, or
+    ``last``: its last report, however many it makes) is stored and the pruner has let
+    it go on: it writes ``DIR/held-<trial number>`` (holding this
     process's pid) and waits until ``DIR/release-<trial number>`` or ``DIR/release``
     exists, or the process is killed or interrupted (Ctrl-C ends the wait like any
     sleep). Kill, Ctrl-C and timeout tests use it for a trial in the middle of training
     for as long as they need, instead of polling for a window of a second. Unset, it
     does nothing."""
 
-    def __init__(self, folder: str | None = None, at: int = 1):
-        self.folder, self.at = (Path(folder) if folder else None), at
+    def __init__(self, folder: str | None = None, at: int | None = 1):
+        self.folder, self.at = (Path(folder) if folder else None), at  # at None: the last report
 
     @classmethod
     def from_env(cls) -> "TrialHold":
         at = os.environ.get("BUDGETNAS_TEST_HOLD_AT", "").strip()
-        return cls(os.environ.get("BUDGETNAS_TEST_HOLD") or None, int(at) if at.isdigit() else 1)
+        return cls(os.environ.get("BUDGETNAS_TEST_HOLD") or None, None if at == "last" else int(at or 1))
 
-    def __call__(self, number: int, point: int) -> None:
-        if self.folder is None or point != self.at:
+    def __call__(self, number: int, point: int, last: int) -> None:
+        if self.folder is None or point != (last if self.at is None else self.at):
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = self.folder / f".held-{number}.{os.getpid()}"
@@ -245,7 +246,7 @@ class Objective:
             # the last report ends training anyway: a finished model is kept, never pruned
             if point < final and trial.should_prune():
                 raise optuna.TrialPruned(f"val acc {acc:.4f} at report {point}")
-            self.hold(trial.number, point)
+            self.hold(trial.number, point, final)
 
         try:
             result = train(model, self.data, recipe, device=self.device, seed=seed, report=report,

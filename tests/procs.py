@@ -60,9 +60,9 @@ def wait_for(condition: Callable[[], object], timeout: float, proc: subprocess.P
 
 
 # --- a trial held mid-training (budgetnas.search.TrialHold) ---------------------------------
-def hold_env(folder: Path, at: int | None = None) -> dict[str, str]:
+def hold_env(folder: Path, at: int | str | None = None) -> dict[str, str]:
     """Environment entries that make every trained trial of a process wait after
-    validation report ``at`` (default 1) until the test releases it."""
+    validation report ``at`` (default 1; "last": its last one) until the test releases it."""
     env = {"BUDGETNAS_TEST_HOLD": str(folder)}
     if at is not None:
         env["BUDGETNAS_TEST_HOLD_AT"] = str(at)
