@@ -1,8 +1,13 @@
-"""Crash and resume with real processes on a real SQLite storage: a search killed with
-SIGKILL mid-trial has that trial found stale (heartbeat) and retried with the same
-parameters and seed by the next run, with every completed trial, its weights and the
-leaderboard intact; Ctrl-C (SIGINT) ends with status 130 and the leaderboard, and the
-same command resumes to the --trials total."""
+"""Crash and resume with real processes on real storages: a search killed with SIGKILL
+mid-trial has that trial found stale (heartbeat) and retried with the same parameters
+and seed by the next run (twice at most), with every completed trial, its weights and
+the leaderboard intact; on a journal storage (no heartbeats) the killed trial stays
+running and the next run trains new ones; Ctrl-C (SIGINT) ends with status 130 and the
+leaderboard, and the same command resumes to the --trials total with new candidates.
+
+Every kill and interrupt lands on a trial held mid-training by search.TrialHold (the
+process waits after a validation report until the test releases it), never on a
+moment found by polling."""
 from __future__ import annotations
 
 import re
@@ -11,7 +16,8 @@ import time
 
 import pytest
 import torch
-from procs import assert_retried, budgetnas, cli_env, load_study, run, sha256, start, wait_for
+from procs import (assert_retried, budgetnas, cli_env, hold_env, held, load_study, release, run, sha256, start,
+                   wait_for)
 
 from budgetnas import leaderboard as lb
 from budgetnas.model import build_model
@@ -20,59 +26,90 @@ from budgetnas.space import ArchSpec
 
 pytestmark = pytest.mark.slow
 
-EPOCHS, EVAL_POINTS = 2, 4
+EPOCHS = 2  # a trial held at report 1 (of up to 8) always has more to train
 HEARTBEAT = {"BUDGETNAS_HEARTBEAT": "1"}  # 1 s heartbeats, stale after a 3 s grace period
 
 
-def search_cmd(tmp_path, mnist_dir, study: str) -> list[str]:
-    return budgetnas("search", "--budget", "3000", "--epochs", EPOCHS, "--trials", "2", "--train-limit", "1500",
-                     "--val-size", "500", "--study", study, "--storage", f"sqlite:///{tmp_path}/s.db",
-                     "--data-dir", mnist_dir, "--pruner", "none", "--threads", "1", "--no-progress")
+def search_cmd(tmp_path, mnist_dir, study: str, *extra, storage: str | None = None, trials: int = 2,
+               budget: int = 3000) -> list[str]:
+    return budgetnas("search", "--budget", budget, "--epochs", EPOCHS, "--trials", trials, "--train-limit", "1000",
+                     "--val-size", "500", "--study", study, "--storage", storage or f"sqlite:///{tmp_path}/s.db",
+                     "--data-dir", mnist_dir, "--pruner", "none", "--threads", "1", "--no-progress", *extra)
 
 
-def mid_trial(url: str, study: str):
-    """A running trial with at least one more validation report to come (so it cannot
-    finish between this look and the signal), once a trial has completed."""
-    trials = load_study(url, study).get_trials(deepcopy=False)
-    if not any(t.state.name == "COMPLETE" for t in trials):
-        return None
-    running = [t for t in trials if t.state.name == "RUNNING" and 1 <= len(t.intermediate_values) < EPOCHS * EVAL_POINTS]
-    return running[0] if running else None
+def hold_after_a_completed_trial(hold, url: str, study: str, proc) -> int:
+    """Release held trials until one has completed; returns the number of the trial held
+    now, mid-training (one validation report stored, more to come)."""
+    seen: set[int] = set()
+    while True:
+        number, _ = held(hold, 300, proc, seen)
+        seen.add(number)
+        if any(t.state.name == "COMPLETE" for t in load_study(url, study).get_trials(deepcopy=False)):
+            return number
+        release(hold, number)
 
 
 def completed(study) -> dict[int, dict]:
     return {e.trial: e.to_dict() for e in lb.build(study.get_trials(deepcopy=False)) if e.state == "complete"}
 
 
-def test_sigkill_mid_trial_is_retried_by_the_next_run(tmp_path, mnist_dir):
-    url, cmd, env = f"sqlite:///{tmp_path}/s.db", search_cmd(tmp_path, mnist_dir, "kill"), cli_env(**HEARTBEAT)
-    proc = start(cmd, cwd=tmp_path, env=env, out=tmp_path / "run1")
-    seen = wait_for(lambda: mid_trial(url, "kill"), 300, proc, "a trial in the middle of training")
-    before = completed(load_study(url, "kill"))
-    shas = {n: sha256(load_study(url, "kill").trials[n].user_attrs["weights"]) for n in before}
+def kill(proc) -> None:
     proc.send_signal(signal.SIGKILL)
     assert proc.wait(30) == -signal.SIGKILL
 
+
+def test_sigkill_mid_trial_is_retried_by_the_next_run_twice_at_most(tmp_path, mnist_dir):
+    """The killed trial is retried by the next run with its parameters and seed; the
+    retry killed too is retried once more; the run after a third kill marks it failed,
+    says it is not queued again (RetryHeartbeatStaleTrialCallback(max_retry=2)) and trains
+    a new candidate. Completed trials, their weights and the leaderboard never change."""
+    url, cmd = f"sqlite:///{tmp_path}/s.db", search_cmd(tmp_path, mnist_dir, "kill")
+    beat = {"BUDGETNAS_HEARTBEAT": "1", "BUDGETNAS_HEARTBEAT_GRACE": "2"}  # one process at a time: no live trial
+    proc = start(cmd, cwd=tmp_path, env=cli_env(**beat, **hold_env(tmp_path / "hold0")), out=tmp_path / "run0")
+    number = hold_after_a_completed_trial(tmp_path / "hold0", url, "kill", proc)
+    before = completed(load_study(url, "kill"))
+    shas = {n: sha256(load_study(url, "kill").trials[n].user_attrs["weights"]) for n in before}
+    kill(proc)
+
     study = load_study(url, "kill")
     running = [t for t in study.trials if t.state.name == "RUNNING"]
-    assert [t.number for t in running] == [seen.number], "the killed trial is left running in the storage"
-    killed = running[0]
+    assert [t.number for t in running] == [number], "the killed trial is left running in the storage"
+    assert len(running[0].intermediate_values) == 1, "killed in the middle of training"
     assert completed(study) == before, "the kill changed the leaderboard"
     shown = run(budgetnas("leaderboard", "--storage", url, "--study", "kill", "--all"), cwd=tmp_path)
-    assert shown.returncode == 0 and re.search(rf"running\s+{killed.number}\s", shown.stdout), shown.stdout + shown.stderr
+    assert shown.returncode == 0 and re.search(rf"running\s+{number}\s", shown.stdout), shown.stdout + shown.stderr
 
-    time.sleep(3.5)  # past the grace period: the killed trial's heartbeat is stale
-    again = run(cmd, cwd=tmp_path, env=env)
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert f"trial {killed.number} was left running by a process that died" in again.stdout
-    assert "Traceback" not in again.stderr
-    assert "Warning" not in again.stderr, f"a library warning reached the user's terminal:\n{again.stderr}"
+    killed = [number]
+    for attempt in (1, 2):  # the next run retries it first (the only queued trial); kill that too
+        time.sleep(2.5)  # past the grace period: the killed trial's heartbeat is stale
+        hold = tmp_path / f"hold{attempt}"
+        proc = start(cmd, cwd=tmp_path, env=cli_env(**beat, **hold_env(hold)), out=tmp_path / f"run{attempt}")
+        killed.append(held(hold, 300, proc)[0])
+        kill(proc)
+        out = (tmp_path / f"run{attempt}.out").read_text()
+        assert f"trial {killed[-2]} was left running by a process that died: marked failed and queued again" in out
+    time.sleep(2.5)
+    last = run(cmd, cwd=tmp_path, env=cli_env(**beat))
+    assert last.returncode == 0, last.stdout + last.stderr
+    assert (f"trial {killed[-1]} was left running by a process that died: marked failed and not queued again: "
+            "its parameters were tried 3 times") in last.stdout, last.stdout
+    assert "Traceback" not in last.stderr
+    assert "Warning" not in last.stderr, f"a library warning reached the user's terminal:\n{last.stderr}"
 
     study = load_study(url, "kill")
-    assert_retried(study, killed)
-    assert trained_count(study) == 2
+    first, *retries = (study.trials[n] for n in killed)
+    assert [t.state.name for t in (first, *retries)] == ["FAIL"] * 3
+    assert [t.system_attrs.get("retry_history") for t in retries] == [killed[:1], killed[:2]], \
+        "each run retried the trial the run before it left"
+    assert all(t.system_attrs["failed_trial"] == first.number for t in retries)
+    assert all(t.params == first.params and t.params and t.user_attrs["seed"] == first.user_attrs["seed"]
+               for t in retries), "a retry runs the killed trial's parameters and seed"
+    assert not [t for t in study.trials if killed[-1] in t.system_attrs.get("retry_history", [])], "no third retry"
+    assert not [t for t in study.trials if t.state.name in ("RUNNING", "WAITING")]
+    assert trained_count(study) == 2, "the target, with a new candidate instead of a third retry"
 
     after = completed(study)
+    assert len(after) == len(before) + 1
     for n, entry in before.items():  # completed trials: same measurements, same weights
         assert {k: v for k, v in after[n].items() if k != "pareto"} == {k: v for k, v in entry.items() if k != "pareto"}
         path = study.trials[n].user_attrs["weights"]
@@ -83,10 +120,46 @@ def test_sigkill_mid_trial_is_retried_by_the_next_run(tmp_path, mnist_dir):
     assert not list(tmp_path.glob("**/*.part")), "no half-written weights left behind"
 
 
-def test_sigint_exits_130_and_the_same_command_resumes(tmp_path, mnist_dir):
-    url, cmd, env = f"sqlite:///{tmp_path}/s.db", search_cmd(tmp_path, mnist_dir, "int"), cli_env(**HEARTBEAT)
-    proc = start(cmd, cwd=tmp_path, env=env, out=tmp_path / "run1")
-    seen = wait_for(lambda: mid_trial(url, "int"), 300, proc, "a trial in the middle of training")
+def test_sigkill_on_a_journal_storage_leaves_the_trial_running_and_the_next_run_trains_new_ones(tmp_path, mnist_dir):
+    """The journal storage has no heartbeats (README): a killed process's trial stays
+    'running' for good; the next run neither counts nor retries it, and trains new
+    candidates until the study holds --trials trained trials."""
+    url, hold = f"journal:{tmp_path}/s.journal", tmp_path / "hold"
+    cmd = search_cmd(tmp_path, mnist_dir, "journal", storage=url)
+    proc = start(cmd, cwd=tmp_path, env=cli_env(**hold_env(hold)), out=tmp_path / "run1")
+    number = hold_after_a_completed_trial(hold, url, "journal", proc)
+    before = completed(load_study(url, "journal"))
+    kill(proc)
+
+    again = run(cmd, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "left running" not in again.stdout and "Traceback" not in again.stderr
+    study = load_study(url, "journal")
+    assert study.trials[number].state.name == "RUNNING", "nothing marks it failed: no heartbeat says it died"
+    assert not [t for t in study.trials if "failed_trial" in t.system_attrs], "and nothing retries it"
+    after = completed(study)
+    assert trained_count(study) == len(after) == 2, "the next run trained a new candidate to reach the target"
+    assert {n: e for n, e in after.items() if n in before} == before and max(after) > number
+    shown = run(budgetnas("leaderboard", "--storage", url, "--study", "journal", "--all"), cwd=tmp_path)
+    assert shown.returncode == 0 and re.search(rf"running\s+{number}\s", shown.stdout), shown.stdout + shown.stderr
+
+
+def test_sigint_exits_130_and_the_same_command_resumes_with_new_candidates(tmp_path, mnist_dir):
+    """The first run completes a sampled trial (not only the enqueued defaults) before
+    Ctrl-C, so a resume that replayed the sampler (a fresh sampler with the same seed)
+    would propose that trial's parameters again. The random sampler makes such a replay
+    exact: its proposals depend on the seed alone."""
+    url, hold = f"sqlite:///{tmp_path}/s.db", tmp_path / "hold"
+    cmd = search_cmd(tmp_path, mnist_dir, "int", "--sampler", "random", trials=4)
+    proc = start(cmd, cwd=tmp_path, env=cli_env(**HEARTBEAT, **hold_env(hold)), out=tmp_path / "run1")
+    seen: set[int] = set()
+    while True:  # release held trials until a sampled (not enqueued) one has completed
+        number, _ = held(hold, 300, proc, seen)
+        seen.add(number)
+        trials = load_study(url, "int").get_trials(deepcopy=False)
+        if any(t.state.name == "COMPLETE" and not t.user_attrs.get("default_trial") for t in trials):
+            break
+        release(hold, number)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(60) == 130
     out, err = (tmp_path / "run1.out").read_text(), (tmp_path / "run1.err").read_text()
@@ -95,19 +168,20 @@ def test_sigint_exits_130_and_the_same_command_resumes(tmp_path, mnist_dir):
     assert "Traceback" not in out + err, err
 
     study = load_study(url, "int")
-    assert study.trials[seen.number].state.name == "FAIL"
-    assert trained_count(study) == 1
-    first, so_far = completed(study), len(study.trials)
+    assert study.trials[number].state.name == "FAIL"
+    first = completed(study)
+    assert trained_count(study) == len(first) == 3, "two defaults and a sampled trial"
+    first_params = [t.params for t in study.trials if t.params]
+    so_far = len(study.trials)
 
-    again = run(cmd, cwd=tmp_path, env=env)
+    again = run(cmd, cwd=tmp_path, env=cli_env(**HEARTBEAT))
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"({so_far} trials so far)" in again.stdout
     study = load_study(url, "int")
-    assert trained_count(study) == 2
+    assert trained_count(study) == 4
     assert not [t for t in study.trials if t.state.name in ("RUNNING", "WAITING")]
-    new = [t for t in study.trials if t.number > seen.number and t.state.name in ("COMPLETE", "PRUNED")
-           and not t.user_attrs.get("rejected")]
-    assert new and all(t.params != study.trials[n].params for t in new for n in first), \
+    new = study.trials[so_far:]
+    assert new and all(t.params not in first_params for t in new), \
         "a resumed run samples new candidates, not the first run's again"
     assert all(completed(study)[n]["val_acc"] == e["val_acc"] for n, e in first.items())
 
@@ -115,20 +189,27 @@ def test_sigint_exits_130_and_the_same_command_resumes(tmp_path, mnist_dir):
 def test_a_worker_that_reaches_the_target_waits_to_retry_a_dead_worker_s_trial(tmp_path, mnist_dir):
     """The race CI once lost: the killed process's trial was not stale yet when the other
     worker reached the target, so that worker left it RUNNING for good. Now it waits for
-    the trial to go stale (a long grace period makes that the path taken) and runs the retry."""
+    the trial to go stale and runs the retry. Held trials make the order certain: the
+    first run is killed while the worker's trial waits at its last report, so the worker
+    reaches the target within a second of the kill, long before the 10 s grace period."""
     url, cmd = f"sqlite:///{tmp_path}/s.db", search_cmd(tmp_path, mnist_dir, "race")
-    env = cli_env(BUDGETNAS_HEARTBEAT="1", BUDGETNAS_HEARTBEAT_GRACE="15")
-    proc = start(cmd, cwd=tmp_path, env=env, out=tmp_path / "run1")
-    killed = wait_for(lambda: mid_trial(url, "race"), 300, proc, "a trial in the middle of training")
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait(30) == -signal.SIGKILL
-    killed_at = time.monotonic()
+    beat = {"BUDGETNAS_HEARTBEAT": "1", "BUDGETNAS_HEARTBEAT_GRACE": "10"}
+    hold1, hold2 = tmp_path / "hold1", tmp_path / "hold2"
+    proc = start(cmd, cwd=tmp_path, env=cli_env(**beat, **hold_env(hold1)), out=tmp_path / "run1")
+    number = hold_after_a_completed_trial(hold1, url, "race", proc)
+    killed = load_study(url, "race").trials[number]
 
-    joined = run(budgetnas("worker", "--storage", url, "--study", "race", "--data-dir", mnist_dir, "--threads", "1",
-                           "--no-progress"), cwd=tmp_path, env=env)
-    assert joined.returncode == 0, joined.stdout + joined.stderr
-    assert "the target is reached; waiting" in joined.stdout, joined.stdout
-    assert time.monotonic() - killed_at > 12, "it waited for the grace period to pass"
+    joined = start(budgetnas("worker", "--storage", url, "--study", "race", "--data-dir", mnist_dir, "--threads", "1",
+                             "--no-progress"), cwd=tmp_path, env=cli_env(**beat, **hold_env(hold2, "last")),
+                   out=tmp_path / "worker")
+    held(hold2, 300, joined)  # its trial has trained to its last report; the target is one trial away
+    kill(proc)
+    killed_at = time.monotonic()
+    release(hold2)
+    assert joined.wait(300) == 0, (tmp_path / "worker.out").read_text() + (tmp_path / "worker.err").read_text()
+    out = (tmp_path / "worker.out").read_text()
+    assert "the target is reached; waiting" in out, out
+    assert time.monotonic() - killed_at > 8, "it waited for the grace period to pass"
 
     study = load_study(url, "race")
     assert_retried(study, killed)
