@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 import torch
-from procs import ROOT, assert_retried, budgetnas, cli_env, load_study, run, start, wait_for
+from procs import ROOT, assert_retried, budgetnas, cli_env, held, hold_env, load_study, release, run, start
 
 from budgetnas.search import trained_count
 
@@ -94,21 +94,21 @@ def test_three_workers_share_one_study(pg_url, tmp_path, mnist_dir):
 
 
 def test_a_killed_worker_s_trial_is_retried_by_another_worker(pg_url, tmp_path, mnist_dir):
+    """Both workers hold their first trained trial mid-training (search.TrialHold) while
+    the victim is killed, so the survivor is certain to be running, short of the target,
+    when the victim's trial goes stale; it then retries it."""
     create(pg_url, "pgkill", 5, tmp_path)
     beat = {"BUDGETNAS_HEARTBEAT": "1"}  # stale 3 s after the last heartbeat
-    victim = worker(pg_url, "pgkill", tmp_path, mnist_dir, "victim", **beat)
-    survivor = worker(pg_url, "pgkill", tmp_path, mnist_dir, "survivor", **beat)
-
-    def victim_mid_trial():
-        for t in load_study(pg_url, "pgkill").get_trials(deepcopy=False):
-            if (t.state.name == "RUNNING" and t.user_attrs.get("worker", "").endswith(f":{victim.pid}")
-                    and 1 <= len(t.intermediate_values) < 4):
-                return t
-        return None
-
-    killed = wait_for(victim_mid_trial, 300, victim, "the victim in the middle of a trial")
+    victim = worker(pg_url, "pgkill", tmp_path, mnist_dir, "victim", **beat, **hold_env(tmp_path / "hold-v"))
+    number, pid = held(tmp_path / "hold-v", 300, victim)
+    assert pid == victim.pid
+    survivor = worker(pg_url, "pgkill", tmp_path, mnist_dir, "survivor", **beat, **hold_env(tmp_path / "hold-s"))
+    held(tmp_path / "hold-s", 300, survivor)
+    killed = load_study(pg_url, "pgkill").trials[number]
+    assert killed.state.name == "RUNNING" and len(killed.intermediate_values) == 1
     victim.send_signal(signal.SIGKILL)
     assert victim.wait(30) == -signal.SIGKILL
+    release(tmp_path / "hold-s")  # every trial of the survivor's, the retry included, goes on
     assert survivor.wait(600) == 0, (tmp_path / "survivor.out").read_text() + (tmp_path / "survivor.err").read_text()
 
     study = load_study(pg_url, "pgkill")
