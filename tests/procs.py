@@ -32,14 +32,29 @@ def run(args: list[str], cwd: Path | str | None = None, env: dict | None = None,
     return subprocess.run(args, cwd=cwd, env=env or cli_env(), capture_output=True, text=True, timeout=timeout)
 
 
+STARTED: list[subprocess.Popen] = []  # by start(), for kill_started()
+
+
 def start(args: list[str], cwd: Path | str | None = None, env: dict | None = None,
           out: Path | None = None) -> subprocess.Popen:
     """Start a process as a terminal would (SIGINT not ignored, whatever the parent
     inherited); stdout and stderr go to files (pipes could fill up and block it)."""
     out = out or Path(cwd or ".") / "proc"
-    return subprocess.Popen(args, cwd=cwd, env=env or cli_env(), text=True,
+    proc = subprocess.Popen(args, cwd=cwd, env=env or cli_env(), text=True,
                             stdout=open(f"{out}.out", "w"), stderr=open(f"{out}.err", "w"),
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    STARTED.append(proc)
+    return proc
+
+
+def kill_started() -> None:
+    """Kill every process start() started that still runs: a test that failed half-way
+    would otherwise leave one waiting for good on a held trial."""
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
 
 
 def wait_for(condition: Callable[[], object], timeout: float, proc: subprocess.Popen | None = None,

@@ -16,8 +16,8 @@ import time
 
 import pytest
 import torch
-from procs import (assert_retried, budgetnas, cli_env, hold_env, held, load_study, release, run, sha256, start,
-                   wait_for)
+from procs import (assert_retried, budgetnas, cli_env, hold_env, held, kill_started, load_study, release, run,
+                   sha256, start)
 
 from budgetnas import leaderboard as lb
 from budgetnas.model import build_model
@@ -25,6 +25,13 @@ from budgetnas.search import trained_count
 from budgetnas.space import ArchSpec
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left():
+    yield
+    kill_started()  # a test that failed half-way leaves no process waiting on a held trial
+
 
 EPOCHS = 2  # a trial held at report 1 (of up to 8) always has more to train
 HEARTBEAT = {"BUDGETNAS_HEARTBEAT": "1"}  # 1 s heartbeats, stale after a 3 s grace period

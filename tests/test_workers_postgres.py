@@ -12,12 +12,19 @@ import subprocess
 
 import pytest
 import torch
-from procs import ROOT, assert_retried, budgetnas, cli_env, held, hold_env, load_study, release, run, start
+from procs import (ROOT, assert_retried, budgetnas, cli_env, held, hold_env, kill_started, load_study, release,
+                   run, start)
 
 from budgetnas.search import trained_count
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 TRIAL_LINE = re.compile(r"^trial\s+(\d+) (complete|pruned|rejected)\b", re.M)
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left():
+    yield
+    kill_started()  # a test that failed half-way leaves no process waiting on a held trial
 
 
 def _unavailable(why: str):
