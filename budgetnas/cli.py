@@ -77,7 +77,11 @@ def build_parser() -> Parser:
     add_study_args(s)
     s.add_argument("--artifacts", help="folder for trained weights (default: beside the storage)")
     s.add_argument("--seed", type=int, default=0, help="sampler seed; trial seeds derive from it (default 0)")
-    s.add_argument("--pruner", default="median", help=f"one of {', '.join(PRUNERS)} (default median)")
+    s.add_argument("--pruner", default="auto", help=f"one of {', '.join(PRUNERS)} (default auto: median for "
+                                                   "1 epoch, hyperband across epochs for more)")
+    s.add_argument("--confirm-top", type=int, help="re-run the K best candidates with new seeds before naming a "
+                                                  "winner (default 3 for 10 or more trials, else 0)")
+    s.add_argument("--reruns", type=int, default=2, help="extra runs of each of those (default 2: 3 runs each)")
     s.add_argument("--sampler", default="tpe", help=f"one of {', '.join(SAMPLERS)} (default tpe)")
     s.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} (default auto)")
     s.add_argument("--eval-points", type=int, default=4, help="validation reports per epoch (default 4)")
@@ -214,6 +218,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     cfg = SearchConfig(budget=args.budget, epochs=args.epochs, trials=args.trials, timeout=args.timeout,
                        study=args.study, storage=args.storage, artifacts=args.artifacts, seed=args.seed,
                        pruner=args.pruner, sampler=args.sampler, workers=args.workers, device=args.device,
+                       confirm_top=args.confirm_top, reruns=args.reruns,
                        eval_points=args.eval_points, warm_start=args.warm_start, threads=args.threads,
                        data=data_config(args))
     from .space import Space, smallest_params
@@ -325,6 +330,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         print(lb.format_table(shown, arch=True))
         print(f"sorted by {args.sort}; * = on the accuracy/params Pareto front; "
               f"score = efficiency: val acc % - {lb.PP_PER_DOUBLING} x log2(params/{lb.REFERENCE_PARAMS})")
+        if any(e.n_runs > 1 for e in done):
+            print("runs: candidates re-run with new seeds show mean val/test accuracy and the val std in points; "
+                  "they rank above candidates trained once")
         if best:
             print("\nbest per budget tier (most accurate with params <= tier)")
             print(lb.format_tiers(best))

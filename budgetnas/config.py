@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DATASETS = ("mnist", "fashion-mnist")
-PRUNERS = ("median", "hyperband", "none")
+PRUNERS = ("auto", "median", "hyperband", "none")
 SAMPLERS = ("tpe", "random")
 DEVICES = ("auto", "cpu", "cuda")
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -99,14 +99,25 @@ class SearchConfig:
     storage: str | None = None  # None: sqlite:///studies/<study>.db (journal file with --workers > 1)
     artifacts: str | None = None  # where trained weights go; None: next to the storage
     seed: int = 0  # sampler seed; trial seeds derive from it and the trial number
-    pruner: str = "median"
+    pruner: str = "auto"  # median for 1 epoch, hyperband across epochs for more (see search.make_pruner)
     sampler: str = "tpe"
     workers: int = 1
     device: str = "auto"
     eval_points: int = 4  # validation reports per epoch (pruning works with --epochs 1)
     warm_start: str | None = None  # "presets": enqueue the seed models that fit
     threads: int | None = None  # torch threads per worker; None: cores / workers
+    confirm_top: int | None = None  # re-run the K best candidates before naming a winner; None: auto
+    reruns: int = 2  # extra training runs (new seeds) of each of those
     data: DataConfig = field(default_factory=DataConfig)
+
+    @property
+    def confirm(self) -> int:
+        """How many of the best candidates are re-run: ``confirm_top`` if given, else 3 for
+        a search of 10 or more trials (or one bounded by --timeout only), 0 for a smaller one
+        (smoke runs and tests, where re-runs would cost more than the search)."""
+        if self.confirm_top is not None:
+            return self.confirm_top
+        return 3 if self.trials is None or self.trials >= 10 else 0
 
     def __post_init__(self) -> None:
         _check(self.budget >= 1, f"--budget must be a positive number of parameters (got {self.budget})")
@@ -120,6 +131,8 @@ class SearchConfig:
         _check(self.threads is None or self.threads >= 1, f"--threads must be at least 1 (got {self.threads})")
         _check(1 <= self.eval_points <= 100, f"--eval-points must be in 1..100 (got {self.eval_points})")
         _check(self.warm_start in (None, "presets"), "--warm-start takes only 'presets'")
+        _check(self.confirm_top is None or self.confirm_top >= 0, f"--confirm-top must be 0 or more (got {self.confirm_top})")
+        _check(self.reruns >= 0, f"--reruns must be 0 or more (got {self.reruns})")
         _check(bool(self.study) and "/" not in self.study, "--study must be a non-empty name without '/'")
 
 

@@ -32,8 +32,10 @@ def _hover(e: lb.Entry, acc: float | None, what: str) -> str:
     parts = [f"trial {e.trial} ({what})", f"{e.params:,} params" if e.params else "params ?"]
     if acc is not None:
         parts.append(f"val {100 * acc:.2f}%")
-    if e.test_acc is not None:
-        parts.append(f"test {100 * e.test_acc:.2f}%")
+    if e.test_mean is not None:
+        parts.append(f"test {100 * e.test_mean:.2f}%")
+    if e.n_runs > 1:
+        parts.append(f"mean of {lb.runs_cell(e)} runs (val std, points)")
     if e.macs:
         parts.append(f"{e.macs:,} MACs")
     reason = e.extra.get("rejected") or e.extra.get("pruned_reason")
@@ -66,11 +68,11 @@ def pareto_figure(trials: Iterable[Any], budget: int | None = None):
                                  marker=dict(color=color, symbol=symbol, size=size, line=dict(width=1, color=color)),
                                  hovertext=kw.pop("text"), hoverinfo="text", **kw), row=row, col=1)
 
-    scatter(done, [100 * e.val_acc for e in done], f"completed ({len(done)})", COLORS["complete"], "circle",
-            text=[_hover(e, e.val_acc, "complete") for e in done])
-    scatter(front, [100 * e.val_acc for e in front], f"Pareto front ({len(front)})", COLORS["front"], "diamond",
+    scatter(done, [100 * e.sel_acc for e in done], f"completed ({len(done)})", COLORS["complete"], "circle",
+            text=[_hover(e, e.sel_acc, "complete") for e in done])
+    scatter(front, [100 * e.sel_acc for e in front], f"Pareto front ({len(front)})", COLORS["front"], "diamond",
             size=11, mode="lines+markers", line=dict(shape="hv", color=COLORS["front"], width=2),
-            text=[_hover(e, e.val_acc, "Pareto front") for e in front])
+            text=[_hover(e, e.sel_acc, "Pareto front") for e in front])
     scatter(pruned, [100 * last[e.trial] for e in pruned], f"pruned, last reported val acc ({len(pruned)})",
             COLORS["pruned"], "circle-open", text=[_hover(e, last[e.trial], "pruned") for e in pruned])
     scatter(untrained, [0] * len(untrained), f"rejected / no accuracy ({len(untrained)})", COLORS["rejected"],
@@ -95,13 +97,13 @@ def leaderboard_figure(trials: Iterable[Any], top: int = 15):
     import plotly.graph_objects as go
 
     entries = lb.build(trials)[:top]
-    header = ["rank", "trial", "val %", "test %", "params", "score", "front", "arch"]
-    cols = [list(range(1, len(entries) + 1)), [e.trial for e in entries], [lb.pct(e.val_acc) for e in entries],
-            [lb.pct(e.test_acc) for e in entries], [f"{e.params:,}" for e in entries],
-            [f"{e.score:.2f}" for e in entries], ["*" if e.pareto else "" for e in entries],
-            [lb.arch_summary(e.spec) for e in entries]]
+    header = ["rank", "trial", "val %", "test %", "runs", "params", "score", "front", "arch"]
+    cols = [list(range(1, len(entries) + 1)), [e.trial for e in entries], [lb.pct(e.sel_acc) for e in entries],
+            [lb.pct(e.test_mean) for e in entries], [lb.runs_cell(e) for e in entries],
+            [f"{e.params:,}" for e in entries], [f"{e.score:.2f}" for e in entries],
+            ["*" if e.pareto else "" for e in entries], [lb.arch_summary(e.spec) for e in entries]]
     fig = go.Figure(go.Table(header=dict(values=header, align="left"), cells=dict(values=cols, align="left"),
-                             columnwidth=[4, 4, 5, 5, 6, 5, 4, 22]))
+                             columnwidth=[4, 4, 5, 5, 5, 6, 5, 4, 22]))
     fig.update_layout(title=f"Leaderboard (top {len(entries)} by val accuracy; * = Pareto front)",
                       margin=dict(l=10, r=10, t=50, b=10), height=120 + 24 * max(1, len(entries)))
     return fig
@@ -196,7 +198,9 @@ def winner_html(winner: lb.Entry | None) -> str:
     rows = [[r["name"], r["layer"], "x".join(map(str, r["shape"])), f"{r['params']:,}", f"{r['macs']:,}"] for r in table]
     rows.append(["total", "", "", f"{sum(r['params'] for r in table):,}", f"{sum(r['macs'] for r in table):,}"])
     head = (f"<p>Trial <b>{winner.trial}</b>{f' (preset {html.escape(winner.preset)})' if winner.preset else ''}: "
-            f"val {lb.pct(winner.val_acc)}%, test {lb.pct(winner.test_acc)}%, {winner.params:,} params "
+            f"val {lb.pct(winner.sel_acc)}%, test {lb.pct(winner.test_mean)}%"
+            f"{f' (means of {winner.n_runs} runs, val std {100 * winner.val_std:.2f} points)' if winner.val_std is not None else ''}"
+            f", {winner.params:,} params "
             f"({lb.pct(winner.budget_use)}% of the budget), {winner.macs or 0:,} MACs per image, "
             f"trained in {winner.seconds or 0:.1f}s. Architecture: <code>{html.escape(lb.arch_summary(winner.spec))}"
             f"</code></p>")

@@ -12,9 +12,11 @@ from .config import JOURNAL_PREFIX, SearchConfig
 def event_line(e) -> str:
     """The line printed for a finished trial (a search.TrialEvent); workers.py prints it
     too, tagged with the worker."""
-    head = f"trial {e.number:>4} {e.state:<9} {e.params:>8,} params ({100 * e.params / e.budget:5.1f}%)"
+    state = "rerun" if e.state == "complete" and e.rerun_of is not None else e.state
+    head = f"trial {e.number:>4} {state:<9} {e.params:>8,} params ({100 * e.params / e.budget:5.1f}%)"
     if e.state == "complete":
-        return f"{head}  val {100 * e.val_acc:.2f}%  test {100 * e.test_acc:.2f}%  {e.seconds:.1f}s"
+        of = f"  (trial {e.rerun_of}, new seed)" if e.rerun_of is not None else ""
+        return f"{head}  val {100 * e.val_acc:.2f}%  test {100 * e.test_acc:.2f}%  {e.seconds:.1f}s{of}"
     if e.state == "pruned":
         acc = f"  val {100 * e.val_acc:.2f}%" if e.val_acc is not None else ""
         return f"{head}  {e.reason}{acc}  {e.seconds:.1f}s"

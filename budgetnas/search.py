@@ -32,6 +32,7 @@ from .train import Diverged, train
 # rerun with different values is refused (its trials would not be comparable).
 PINNED = ("budget", "epochs", "dataset", "val_size", "split_seed", "eval_points", "train_limit", "train_fraction")
 TARGET_ATTR = "target_trials"  # study user attr: trained trials the study should hold
+RERUN_ATTR = "rerun_of"  # trial user attr: this trial re-trains trial N's candidate with a new seed
 
 
 @dataclass
@@ -46,6 +47,7 @@ class TrialEvent:
     test_acc: float | None = None
     seconds: float | None = None
     reason: str = ""
+    rerun_of: int | None = None  # a re-run of this trial's candidate (new seed)
 
 
 # --- sampler and pruner ----------------------------------------------------------------
@@ -58,6 +60,14 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
 
 
 def make_pruner(name: str, epochs: int, eval_points: int) -> optuna.pruners.BasePruner:
+    """``auto``: the median pruner for a 1-epoch search; for more epochs, Hyperband across
+    epochs (successive halving with rungs at 1, 3, 9... epochs: most candidates are
+    stopped after one or three epochs, the best ones train to the end)."""
+    if name == "auto":
+        if epochs == 1:
+            return make_pruner("median", epochs, eval_points)
+        return optuna.pruners.HyperbandPruner(min_resource=eval_points, max_resource=epochs * eval_points,
+                                              reduction_factor=3)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs * eval_points, reduction_factor=3)
     if name == "median":
@@ -75,6 +85,7 @@ def study_settings(cfg: SearchConfig) -> dict:
             "split_seed": d.split_seed, "eval_points": cfg.eval_points, "train_limit": d.train_limit,
             "train_fraction": d.train_fraction, "subset_method": d.subset_method, "curriculum": d.curriculum,
             "seed": cfg.seed, "pruner": cfg.pruner, "sampler": cfg.sampler,
+            "confirm_top": cfg.confirm_top, "reruns": cfg.reruns,
             "space": dataclasses.asdict(Space())}
 
 
@@ -131,7 +142,8 @@ def config_from_study(study: optuna.Study, **overrides) -> SearchConfig:
                       subset_method=s.get("subset_method", "random"), curriculum=s.get("curriculum", False),
                       data_dir=overrides.pop("data_dir", None))
     return SearchConfig(budget=s["budget"], epochs=s["epochs"], study=study.study_name, seed=s["seed"],
-                        pruner=s["pruner"], sampler=s["sampler"], eval_points=s["eval_points"], data=data, **overrides)
+                        pruner=s["pruner"], sampler=s["sampler"], eval_points=s["eval_points"], data=data,
+                        confirm_top=s.get("confirm_top", 0), reruns=s.get("reruns", 2), **overrides)
 
 
 # --- the objective ------------------------------------------------------------------------
@@ -142,6 +154,11 @@ def worker_name() -> str:
 
 def trial_seed(seed: int, number: int) -> int:
     return (seed * 1_000_003 + number) % (2 ** 31)
+
+
+def rerun_seed(seed: int, run: int) -> int:
+    """The training seed of re-run ``run`` (1, 2...) of a trial trained with ``seed``."""
+    return (seed + 7_919 * run) % (2 ** 31)
 
 
 def architecture_note(spec: ArchSpec, params: int, budget: int) -> str:
@@ -192,7 +209,9 @@ class Objective:
         else:
             recipe = sample_recipe(trial, self.space, cfg.epochs)
         # a retry of a trial whose worker died inherits its user attrs: replay its seed too
+        # (a re-run's seed is set when it is queued)
         seed = trial.user_attrs.get("seed", trial_seed(cfg.seed, trial.number))
+        rerun_of = trial.user_attrs.get(RERUN_ATTR)
         for key, value in (("spec", spec.to_dict()), ("recipe", recipe.to_dict()), ("macs", macs(spec)),
                            ("seed", seed), ("budget_use", params / cfg.budget)):
             trial.set_user_attr(key, value)
@@ -203,8 +222,9 @@ class Objective:
         def report(point: int, acc: float) -> None:
             last.update(point=point, acc=acc)
             trial.report(acc, point)
-            # the last report ends training anyway: a finished model is kept, never pruned
-            if point < cfg.epochs * cfg.eval_points and trial.should_prune():
+            # the last report ends training anyway: a finished model is kept, never pruned;
+            # a re-run measures a chosen candidate again and is never pruned either
+            if rerun_of is None and point < cfg.epochs * cfg.eval_points and trial.should_prune():
                 raise optuna.TrialPruned(f"val acc {acc:.4f} at report {point}")
 
         try:
@@ -229,7 +249,7 @@ class Objective:
                            ("torch", torch.__version__)):
             trial.set_user_attr(key, value)
         self.on_event(TrialEvent(trial.number, "complete", params, cfg.budget, result.val_acc, result.test_acc,
-                                 result.seconds))
+                                 result.seconds, rerun_of=rerun_of))
         return result.val_acc
 
     def _note(self, trial: optuna.Trial, spec: ArchSpec, params: int) -> None:
@@ -264,12 +284,49 @@ def enqueue_presets(study: optuna.Study, budget: int) -> list[str]:
 
 # --- running ----------------------------------------------------------------------------------
 def trained_count(study: optuna.Study) -> int:
-    """Trials that trained a model (complete, or pruned by the pruner). Rejected
-    (over-budget) and failed trials do not count towards --trials."""
+    """Trials that trained a candidate (complete, or pruned by the pruner). Rejected
+    (over-budget) and failed trials, and re-runs of a candidate, do not count towards
+    --trials."""
     n = 0
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)):
-        n += not t.user_attrs.get("rejected")
+        n += not t.user_attrs.get("rejected") and t.user_attrs.get(RERUN_ATTR) is None
     return n
+
+
+# --- re-runs of the best candidates: a winner that is not a coin flip ---------------------------
+def top_candidates(trials: list, k: int) -> list:
+    """The k best completed trials by their own validation accuracy (re-runs excluded)."""
+    done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get(RERUN_ATTR) is None
+            and t.user_attrs.get("val_acc") is not None]
+    return sorted(done, key=lambda t: (-t.user_attrs["val_acc"], t.user_attrs.get("params", 0), t.number))[:k]
+
+
+def missing_reruns(trials: list, k: int, reruns: int) -> list[tuple]:
+    """(trial, run) pairs still to do so that each of the k best candidates has ``reruns``
+    re-runs: done, running or queued ones count; failed ones do not (they run again)."""
+    have: dict[int, int] = {}
+    for t in trials:
+        of = t.user_attrs.get(RERUN_ATTR)
+        if of is not None and t.state != optuna.trial.TrialState.FAIL:
+            have[of] = have.get(of, 0) + 1
+    return [(t, run) for t in top_candidates(trials, k) for run in range(have.get(t.number, 0) + 1, reruns + 1)]
+
+
+def rerun_seconds(trials: list, k: int, reruns: int) -> float:
+    """Estimated seconds the re-runs still to do will take (each as long as its original)."""
+    return sum(t.user_attrs.get("seconds") or 0.0 for t, _ in missing_reruns(trials, k, reruns))
+
+
+def enqueue_reruns(study: optuna.Study, k: int, reruns: int) -> int:
+    """Queue the missing re-runs of the k best candidates (same parameters, a new seed per
+    run); return how many re-runs are waiting to run."""
+    trials = study.get_trials(deepcopy=False)
+    for t, run in missing_reruns(trials, k, reruns):
+        attrs = {RERUN_ATTR: t.number, "seed": rerun_seed(t.user_attrs.get("seed", 0), run)}
+        attrs.update({key: t.user_attrs[key] for key in ("preset", "preset_spec", "preset_recipe") if key in t.user_attrs})
+        study.enqueue_trial(dict(t.params), user_attrs=attrs)
+    waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+    return sum(1 for t in waiting if t.user_attrs.get(RERUN_ATTR) is not None)
 
 
 def running_count(study: optuna.Study, since: datetime.datetime) -> int:
@@ -309,7 +366,7 @@ def await_stale(study: optuna.Study, note: Callable[[str], None] | None = None) 
 
 def optimize(study: optuna.Study, objective: Objective, cfg: SearchConfig,
              after_trial: Callable[[], None] | None = None, running_since: datetime.datetime | None = None,
-             settle: bool = False, note: Callable[[str], None] | None = None) -> None:
+             settle: bool = False, note: Callable[[str], None] | None = None, confirm: bool = True) -> None:
     """Run trials until the study holds cfg.trials trained trials (total, so the same
     command resumes an interrupted search) and no retry of a dead worker's trial is
     queued, or cfg.timeout passes. KeyboardInterrupt propagates after Optuna marks the
@@ -322,9 +379,22 @@ def optimize(study: optuna.Study, objective: Objective, cfg: SearchConfig,
     ``settle`` (storages with heartbeats, which other processes may share): on reaching
     the target, wait for the trials other workers run (see await_stale) and run the
     retry of any whose worker died. Without it a worker that reached the target first
-    would leave a killed worker's trial RUNNING for good."""
+    would leave a killed worker's trial RUNNING for good.
+
+    ``confirm``: then re-run the ``cfg.confirm`` best candidates ``cfg.reruns`` more times
+    with new seeds (queued as trials with the user attr ``rerun_of``), so the leaderboard
+    ranks them by a mean over runs. With --timeout, the search stops early enough that
+    these re-runs (estimated from the candidates' own times) fit in the time given."""
     target = cfg.trials
     publish = DashboardPublisher()
+    k = cfg.confirm if confirm else 0
+    end = None if cfg.timeout is None else time.monotonic() + cfg.timeout
+
+    def reserve(study: optuna.Study) -> float:
+        """Seconds kept back for re-running the best candidates (with --timeout)."""
+        if end is None or not k or not cfg.reruns:
+            return 0.0
+        return rerun_seconds(study.get_trials(deepcopy=False), k, cfg.reruns)
 
     def finished(study: optuna.Study) -> bool:
         if target is None:
@@ -334,25 +404,37 @@ def optimize(study: optuna.Study, objective: Objective, cfg: SearchConfig,
             done += running_count(study, running_since)
         return done >= target and not queued_retries(study)
 
-    def stop_when_done(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+    def after(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
         publish(study)
         if after_trial is not None:
             after_trial()
-        if finished(study):
-            study.stop()
+
+    def stop_when_done(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        after(study, trial)
+        if finished(study) or (end is not None and time.monotonic() + reserve(study) >= end):
+            study.stop()  # the target is reached, or what time is left is for the re-runs
+
+    def left(keep: float = 0.0) -> float | None:
+        return None if end is None else max(0.0, end - time.monotonic() - keep)
 
     # n_trials caps asks as a guard: rejected trials take ~ms, but never loop forever
     cap = None if target is None else 50 * target
-    end = None if cfg.timeout is None else time.monotonic() + cfg.timeout
     try:
         while True:
-            if not finished(study):
-                left = None if end is None else max(0.0, end - time.monotonic())
-                study.optimize(objective, n_trials=cap, timeout=left, callbacks=[stop_when_done], catch=(),
-                               gc_after_trial=False, show_progress_bar=False)
+            if not finished(study) and left(reserve(study)) != 0.0:
+                study.optimize(objective, n_trials=cap, timeout=left(reserve(study)), callbacks=[stop_when_done],
+                               catch=(), gc_after_trial=False, show_progress_bar=False)
             if not (settle and finished(study) and (end is None or time.monotonic() < end)
                     and await_stale(study, note)):
                 break
+        if k and cfg.reruns and left() != 0.0:
+            waiting = enqueue_reruns(study, k, cfg.reruns)
+            if waiting:
+                if note is not None:
+                    note(f"re-running the {k} best candidates {cfg.reruns} more time(s) each with new seeds "
+                         f"before naming a winner ({waiting} runs)")
+                study.optimize(objective, n_trials=waiting, timeout=left(), callbacks=[after],
+                               catch=(), gc_after_trial=False, show_progress_bar=False)
     finally:
         publish(study, force=True)
 

@@ -128,7 +128,10 @@ def _work(cfg, url, index, cores, messages, go, progress, started, data) -> int:
 
     objective = Objective(cfg, data, device, artifacts_dir(cfg, url), lambda e: messages.put(("event", index, e)),
                           on_progress)
-    optimize(study, objective, cfg, lambda: messages.put(("trial", index)), running_since=started, settle=heartbeat)
+    # the first worker alone queues and runs the re-runs of the best candidates (two would
+    # queue the same ones twice); the others end when the target is reached
+    optimize(study, objective, cfg, lambda: messages.put(("trial", index)), running_since=started, settle=heartbeat,
+             confirm=index == 0)
     return 0
 
 
