@@ -421,6 +421,17 @@ def _print_bundle(manifest: dict) -> None:
         print(f"note: {name} skipped: {why}")
 
 
+def runs_record(trials, number: int) -> dict | None:
+    """The re-runs of a candidate (new seeds) as the manifest records them; None if never re-run."""
+    from . import leaderboard as lb
+    entry = next((e for e in lb.build(trials) if e.trial == number), None)
+    if entry is None or entry.n_runs < 2:
+        return None
+    return {"n": entry.n_runs, "val_mean": entry.val_mean, "val_std": entry.val_std, "test_mean": entry.test_mean,
+            "test_std": entry.test_std, "runs": [list(r) for r in entry.runs],
+            "rerun_trials": sorted(t.number for t in trials if t.user_attrs.get("rerun_of") == number)}
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import data_record, export_bundle, prepare_out, resolve_weights, select_trial, load_state
     from .storage import artifacts_dir, redact
@@ -440,7 +451,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         "preset": a.get("preset"), "val_acc": a.get("val_acc"), "test_acc": a.get("test_acc"),
         "budget": a.get("budget"), "seconds": a.get("seconds"), "history": a.get("history"),
         "seeds": {"trial": a.get("seed"), "sampler": settings.get("seed"), "split": settings.get("split_seed")},
-        "recipe": a.get("recipe"),
+        "recipe": a.get("recipe"), "runs": runs_record(study.get_trials(deepcopy=False), trial.number),
         "data": data_record(settings.get("dataset", "mnist"), val_size=settings.get("val_size"),
                             split_seed=settings.get("split_seed"), train_limit=settings.get("train_limit"),
                             train_fraction=settings.get("train_fraction")),

@@ -103,6 +103,11 @@ def test_a_search_reruns_its_best_candidates_and_ranks_them_by_the_mean(tmp_path
     assert entries[0].trial == max(means, key=lambda n: (means[n], -study.trials[n].user_attrs["params"], -n))
     assert entries[0].n_runs == 2 and entries[0].val_mean == pytest.approx(means[entries[0].trial])
 
+    assert main(["export", "--storage", url, "--study", "c", "--out", str(tmp_path / "ex")]) == 0
+    manifest = json.loads((tmp_path / "ex" / "manifest.json").read_text())
+    assert manifest["trial"] == entries[0].trial, "export's rank 1 is the leaderboard's"
+    assert manifest["runs"]["n"] == 2 and manifest["runs"]["val_mean"] == pytest.approx(entries[0].val_mean)
+
     assert main(cmd) == 0  # the same command again: nothing left to do, no more re-runs
     assert len(optuna.load_study(study_name="c", storage=url).trials) == len(study.trials)
 
