@@ -329,11 +329,21 @@ DEFAULT_TRIAL = {
 # does not fit there) and val 98.48% at 5k (plain: 98.12%).
 SMALL_DEFAULT_TRIAL = {**DEFAULT_TRIAL, "convs_per_stage": 1, "separable": True, "lr_adamw": 2e-2, "batch_size": 32}
 SMALL_BUDGET = 10_000
+# A different kind of strong start: the quick hand-tuned recipe people use for MNIST (one
+# plain conv per stage growing 1.5x, flatten, SGD Nesterov with OneCycle to lr 0.3, batch
+# 64, no dropout, no label smoothing). Few MACs, so it costs seconds. Full MNIST, 1 epoch,
+# seeds 0/1 (test): 2k budget 97.89/98.18 (1,450 params), 5k 98.79/98.77 (4,586: above the
+# 98.72 of the earlier 5k search winner), 10k 99.03/98.89, 25k 99.12/98.97.
+PLAIN_SGD_TRIAL = {**DEFAULT_TRIAL, "convs_per_stage": 1, "head_dropout": 0.0, "optimizer": "sgd", "lr_sgd": 0.3,
+                   "weight_decay": 5e-5, "label_smoothing": 0.0}
+PLAIN_SGD_TRIAL.pop("lr_adamw")
 
 
 def default_trials(budget: int) -> list[dict[str, Any]]:
-    """The ordinary strong candidates a new study tries first (like a tuner's defaults)."""
-    return [DEFAULT_TRIAL, *([SMALL_DEFAULT_TRIAL] if budget <= SMALL_BUDGET else [])]
+    """The ordinary strong candidates a new study tries first (like a tuner's defaults),
+    diverse on purpose: AdamW with two convs per stage, (small budgets) separable convs at
+    a high lr, and the plain SGD recipe of quick hand-tuned nets."""
+    return [DEFAULT_TRIAL, *([SMALL_DEFAULT_TRIAL] if budget <= SMALL_BUDGET else []), PLAIN_SGD_TRIAL]
 
 
 def smallest_params(space: Space) -> int:

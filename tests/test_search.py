@@ -57,19 +57,22 @@ def test_rejected_candidates_are_never_built_and_end_fast(searched):
 
 
 def test_a_new_study_starts_from_the_default_candidates(searched):
-    """Both defaults come first at a small budget; the plain one does not fit 1,500
-    params and is rejected unbuilt, the small-net one (separable convs) is trained."""
-    from budgetnas.space import DEFAULT_TRIAL, SMALL_DEFAULT_TRIAL, default_trials
+    """The three defaults come first at a small budget; the two-conv one does not fit
+    1,500 params and is rejected unbuilt, the small-net one (separable convs) and the
+    plain SGD one are trained."""
+    from budgetnas.space import DEFAULT_TRIAL, PLAIN_SGD_TRIAL, SMALL_DEFAULT_TRIAL, default_trials
 
     _, study = searched
-    first, second = study.trials[:2]
+    first, second, third = study.trials[:3]
     # rejected before its recipe is sampled: only the architecture's params are set
     assert first.params.items() < DEFAULT_TRIAL.items() and "stages" in first.params
     assert first.user_attrs["default_trial"] and first.user_attrs["rejected"]
     assert second.params == SMALL_DEFAULT_TRIAL and second.user_attrs["default_trial"]
     assert "val_acc" in second.user_attrs and second.user_attrs["params"] <= 1500
     assert any(l.get("groups", 1) > 1 for l in second.user_attrs["spec"]["layers"])
-    assert default_trials(25_000) == [DEFAULT_TRIAL]
+    assert third.params == PLAIN_SGD_TRIAL and third.user_attrs["default_trial"] and "val_acc" in third.user_attrs
+    assert third.user_attrs["recipe"]["optimizer"] == "sgd" and third.user_attrs["recipe"]["lr"] == 0.3
+    assert default_trials(25_000) == [DEFAULT_TRIAL, PLAIN_SGD_TRIAL]
 
 
 def test_leaderboard_is_readable_from_the_storage(searched, capsys):
