@@ -247,7 +247,7 @@ def _from_arrays(arr: dict, where: str, size: int | None, channels: int | None) 
     if arr.get("x_test") is not None:
         x_test = _as_nchw(np.asarray(arr["x_test"]), where)
         y_test = _labels(arr["y_test"], len(x_test), where)
-    k = int(max(y_train.max(initial=0), y_test.max(initial=0) if y_test is not None else 0)) + 1
+    k = int(y_train.max(initial=0)) + 1  # the training labels define the classes; a test label past them is an error
     classes = tuple(str(c) for c in arr["classes"]) if arr.get("classes") is not None else tuple(map(str, range(k)))
     notes = []
     if size or channels:
