@@ -483,45 +483,11 @@ def _print_bundle(manifest: dict) -> None:
         print(f"note: {name} skipped: {why}")
 
 
-def runs_record(trials, number: int) -> dict | None:
-    """The re-runs of a candidate (new seeds) as the manifest records them; None if never re-run."""
-    from . import leaderboard as lb
-    entry = next((e for e in lb.build(trials) if e.trial == number), None)
-    if entry is None or entry.n_runs < 2:
-        return None
-    return {"n": entry.n_runs, "val_mean": entry.val_mean, "val_std": entry.val_std, "test_mean": entry.test_mean,
-            "test_std": entry.test_std, "runs": [list(r) for r in entry.runs],
-            "rerun_trials": sorted(t.number for t in trials if t.user_attrs.get("rerun_of") == number)}
-
-
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import data_record, export_bundle, prepare_out, resolve_weights, select_trial, load_state
-    from .storage import artifacts_dir, redact
-    from .space import ArchSpec
+    from .api import export_trial
     study = load_existing_study(args)
-    trial = select_trial(study.get_trials(deepcopy=False), args.study, args.trial, args.rank, args.sort)
-    url = storage_url(args)
-    folders = ([Path(args.artifacts)] if args.artifacts else []) + [artifacts_dir(SearchConfig(study=args.study), url)]
-    a = trial.user_attrs
-    weights = resolve_weights(a.get("weights"), folders, trial.number)
-    state = load_state(weights)
-    out = prepare_out(args.out or Path("exports") / f"{args.study}-trial{trial.number}")
-    spec = ArchSpec.from_dict(a["spec"])
-    settings = study.user_attrs.get("settings") or {}
-    meta = {
-        "source": "search", "study": args.study, "storage": redact(url), "trial": trial.number,
-        "preset": a.get("preset"), "val_acc": a.get("val_acc"), "test_acc": a.get("test_acc"),
-        "budget": a.get("budget"), "seconds": a.get("seconds"), "history": a.get("history"),
-        "seeds": {"trial": a.get("seed"), "sampler": settings.get("seed"), "split": settings.get("split_seed")},
-        "recipe": a.get("recipe"), "runs": runs_record(study.get_trials(deepcopy=False), trial.number),
-        "data": data_record(settings.get("dataset", "mnist"), settings, val_size=settings.get("val_size"),
-                            split_seed=settings.get("split_seed"), train_limit=settings.get("train_limit"),
-                            train_fraction=settings.get("train_fraction")),
-        "trained_on": {"device": a.get("device"), "torch": a.get("torch")},
-        "weights_from": str(weights),
-    }
-    title = f"Trial {trial.number} of budgetnas study {args.study!r}"
-    manifest = export_bundle(out, spec, state, meta, title)
+    trial, out, manifest = export_trial(study, storage_url(args), args.out, args.trial, args.rank, args.sort,
+                                        args.artifacts)
     acc = lambda v: "-" if v is None else f"{100 * v:.2f}%"
     print(f"exported trial {trial.number} of study {args.study!r} ({manifest['params']:,} params, "
           f"val {acc(manifest['val_acc'])}, test {acc(manifest['test_acc'])}) to {out}")

@@ -9,6 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+VERSION = "0.1.0"  # budgetnas.__version__ (here so that modules need not import the package itself)
 DATASETS = ("mnist", "fashion-mnist")  # built in; any folder, .npz or torchvision:NAME works too
 DATASET_HELP = ("mnist, fashion-mnist, a folder with one subfolder per class (optionally under train/ and test/), "
                 "an .npz file with x_train and y_train, or torchvision:NAME")

@@ -28,8 +28,8 @@ from typing import Any, Iterable
 
 import torch
 
-from . import __version__
 from . import model as model_module
+from .config import VERSION as __version__
 from .config import ConfigError, ExportIncomplete
 from .data import REGISTRY
 from .model import build_model, spec_dict_for_build

@@ -415,18 +415,26 @@ def from_torchvision(name: str, root: Path, size: int | None = None, channels: i
 
 # --- the cache -----------------------------------------------------------------------------
 def _listing_key(dataset: str, path: Path | None, size: int | None, channels: int | None) -> str:
-    """What the decoded arrays depend on: the source's files (names, sizes, mtimes) and
-    the conversions asked for. Changing, adding or removing a file changes it."""
+    """What the decoded arrays depend on: the conversions asked for and the source's
+    files. An .npz: its size and modification time. A folder: every file name and every
+    folder's modification time, which change when a file is added, removed or renamed
+    (60,000 files: ~0.1 s; a stat of each would take ~0.7 s). A file rewritten in place
+    under the same name is not noticed: touch its folder (README, 'Your own data')."""
     h = hashlib.sha256(json.dumps([CACHE_VERSION, dataset, str(path), size, channels]).encode())
     if path is not None and path.is_file():
         st = path.stat()
         h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
     elif path is not None and path.is_dir():
-        for dirpath, dirnames, filenames in os.walk(path):
-            dirnames.sort()
-            for name in sorted(filenames):
-                st = os.stat(os.path.join(dirpath, name))
-                h.update(f"{os.path.relpath(dirpath, path)}/{name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+        stack = [path]
+        while stack:
+            folder = stack.pop()
+            names = []
+            with os.scandir(folder) as entries:
+                for e in entries:
+                    (stack.append(Path(e.path)) if e.is_dir() else names.append(e.name))
+            names.sort()
+            h.update(f"{folder.relative_to(path)}:{folder.stat().st_mtime_ns}\n".encode())
+            h.update("\n".join(names).encode())
     return h.hexdigest()[:24]
 
 

@@ -110,9 +110,12 @@ def test_cache_is_read_back_and_follows_file_changes(tmp_path):
     second = load_arrays(str(root), cache=tmp_path / "c")
     assert not first.cached and second.cached and second.fingerprint == first.fingerprint
     assert np.array_equal(second.x_train, first.x_train) and np.array_equal(second.y_train, first.y_train)
-    write_folder(tmp_path / "d", x[:1] // 2, y[:1])  # one file changed
+    from PIL import Image
+    Image.fromarray(x[0] // 2).save(root / "class1" / "new.png")  # a file added
     third = load_arrays(str(root), cache=tmp_path / "c")
-    assert not third.cached and third.fingerprint != first.fingerprint
+    assert not third.cached and third.fingerprint != first.fingerprint and len(third.y_train) == 41
+    (root / "class1" / "new.png").rename(root / "class1" / "renamed.png")
+    assert not load_arrays(str(root), cache=tmp_path / "c").cached
 
 
 def test_memory_is_estimated_before_decoding(tmp_path, monkeypatch):
@@ -247,3 +250,34 @@ def test_cli_end_to_end_on_an_rgb_folder(rgb, tmp_path):
     wk = run(budgetnas("worker", *study, "--data-dir", other, "--trials", "3", "--artifacts", tmp_path / "w"),
              cwd=tmp_path, env=env)
     assert wk.returncode == 2 and "was made on other data" in wk.stderr
+
+
+def test_python_api_search_then_cli_on_the_same_study(tmp_path, monkeypatch):
+    import budgetnas as bn
+    monkeypatch.chdir(tmp_path)
+    x, y = images(240, 3, (16, 16, 3), seed=4)
+    result = bn.search(x, y, budget=4000, epochs=1, trials=2, study="nb", classes=["a", "b", "c"])
+    assert len(result.leaderboard) == 2 and result.winner.val_acc is not None
+    assert result.winner.spec["in_channels"] == 3 and result.winner.spec["num_classes"] == 3
+    manifest = result.export(tmp_path / "best")
+    assert manifest["complete"] and manifest["data"]["classes"] == ["a", "b", "c"]
+    assert manifest["data"]["test_from"].startswith("held out")
+    lb = run(budgetnas("leaderboard", "--study", "nb", "--format", "json"), cwd=tmp_path)
+    assert lb.returncode == 0, lb.stderr
+    assert [e["trial"] for e in json.loads(lb.stdout)["entries"]] == [e.trial for e in result.leaderboard]
+    again = bn.search(x, y, budget=4000, epochs=1, trials=2, study="nb", classes=["a", "b", "c"])
+    assert [e.trial for e in again.leaderboard] == [e.trial for e in result.leaderboard]  # resumed: nothing to do
+    with pytest.raises(ConfigError, match="was made on other data"):
+        bn.search(x[::-1].copy(), y, budget=4000, epochs=1, trials=2, study="nb", classes=["a", "b", "c"])
+
+
+def test_report_records_the_data_identity(tmp_path, monkeypatch):
+    import optuna
+
+    from budgetnas.report import render
+    monkeypatch.chdir(tmp_path)
+    study = optuna.create_study(study_name="r", storage=f"sqlite:///{tmp_path}/r.db")
+    study.set_user_attr("settings", {"budget": 5000, "dataset": "/data/photos", "fingerprint": "0123abcd4567ef89",
+                                     "images": 450, "shape": [3, 32, 32], "classes": ["ant", "bee"]})
+    page = render(study, "sqlite:///r.db")
+    assert "0123abcd4567ef89" in page and "3x32x32" in page and "ant, bee" in page
