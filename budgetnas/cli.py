@@ -11,8 +11,8 @@ import os
 import sys
 from pathlib import Path
 
-from .config import (DATASETS, DEVICES, PRUNERS, SAMPLERS, ConfigError, DataConfig, ExportIncomplete, SearchConfig,
-                     default_storage_url)
+from .config import (DATASET_HELP, DEVICES, PRUNERS, SAMPLERS, ConfigError, DataConfig, ExportIncomplete,
+                     SearchConfig, default_storage_url, is_builtin)
 
 EXIT_FAILED = 1  # a step after training failed; what was kept is said in one line
 EXIT_BAD_INPUT = 2
@@ -43,11 +43,17 @@ def tier_list(text: str) -> list[int]:
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="mnist", help=f"one of {', '.join(DATASETS)} (default mnist)")
-    p.add_argument("--data-dir", help="folder with the idx files (default: $BUDGETNAS_DATA or the user cache dir)")
-    p.add_argument("--val-size", type=positive_int, default=5000, help="validation images held out of training")
-    p.add_argument("--split-seed", type=int, default=0, help="seed of the train/validation split")
+    p.add_argument("--dataset", help=f"{DATASET_HELP} (default mnist; see README, 'Your own data')")
+    p.add_argument("--data-dir", help="folder with the idx files, or torchvision's download folder "
+                                      "(default: $BUDGETNAS_DATA or the user cache dir)")
+    p.add_argument("--val-size", type=positive_int, help="validation images held out of training "
+                                                         "(default 5000; own data: 10%% of it, at most 5000)")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the train/validation (and held-out test) split")
     p.add_argument("--train-limit", type=positive_int, help="use only N training images (smoke runs, tests)")
+    p.add_argument("--image-size", type=int, help="resize every image to S x S pixels (default: as stored)")
+    p.add_argument("--channels", type=int, help="convert to 1 (gray) or 3 (RGB) channels (default: as stored)")
+    p.add_argument("--hflip", choices=["auto", "yes", "no"], default="auto",
+                   help="offer horizontal flips to the search (default auto: for own color images, never for digits)")
 
 
 def add_study_args(p: argparse.ArgumentParser, required: bool = False) -> None:
@@ -56,12 +62,19 @@ def add_study_args(p: argparse.ArgumentParser, required: bool = False) -> None:
                                      "(default sqlite:///studies/STUDY.db)")
 
 
-def data_config(args: argparse.Namespace) -> DataConfig:
-    return DataConfig(dataset=args.dataset, data_dir=args.data_dir, val_size=args.val_size,
+def data_config(args: argparse.Namespace, defaults: dict | None = None) -> DataConfig:
+    """The data flags; ``defaults`` (an export's data record) fills in what is not given."""
+    defaults = defaults or {}
+    dataset = args.dataset or defaults.get("dataset") or "mnist"
+    image_size = args.image_size if args.image_size is not None else defaults.get("image_size")
+    channels = args.channels if args.channels is not None else defaults.get("channels")
+    val_size = args.val_size or (5000 if is_builtin(dataset) else None)
+    return DataConfig(dataset=dataset, data_dir=args.data_dir, val_size=val_size,
                       split_seed=args.split_seed, train_limit=args.train_limit,
                       train_fraction=getattr(args, "train_fraction", 1.0),
                       subset_method=getattr(args, "subset", "random"),
-                      curriculum=getattr(args, "curriculum", False))
+                      curriculum=getattr(args, "curriculum", False), image_size=image_size, channels=channels,
+                      hflip=args.hflip)
 
 
 def build_parser() -> Parser:
@@ -104,6 +117,12 @@ def build_parser() -> Parser:
     sp.add_argument("--budget", type=positive_int, default=25_000)
     sp.add_argument("--samples", type=int, default=2000)
     sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--dataset", help=f"the data whose input the networks take: {DATASET_HELP} (default: "
+                                      "1x28x28 images, 10 classes)")
+    sp.add_argument("--data-dir", help="folder with the idx files, or torchvision's download folder")
+    sp.add_argument("--image-size", type=int, help="resize every image to S x S pixels")
+    sp.add_argument("--channels", type=int, help="convert to 1 or 3 channels")
+    sp.add_argument("--hflip", choices=["auto", "yes", "no"], default="auto", help=argparse.SUPPRESS)
     sp.set_defaults(func=cmd_space)
 
     lb = sub.add_parser("leaderboard", help="the study's best models, recomputed from the storage")
@@ -131,9 +150,10 @@ def build_parser() -> Parser:
     db.set_defaults(func=cmd_dashboard)
 
     da = sub.add_parser("data", help="fetch and verify a dataset; print where it is and each file's md5 status")
-    da.add_argument("name", nargs="?", default="mnist", metavar="DATASET",
-                    help=f"one of {', '.join(DATASETS)} (default mnist)")
+    da.add_argument("name", nargs="?", default="mnist", metavar="DATASET", help=f"{DATASET_HELP} (default mnist)")
     da.add_argument("--data-dir", help="folder for the idx files (default: $BUDGETNAS_DATA or the user cache dir)")
+    da.add_argument("--image-size", type=int, help="resize every image to S x S pixels (own data)")
+    da.add_argument("--channels", type=int, help="convert to 1 or 3 channels (own data)")
     da.set_defaults(func=cmd_data)
 
     pr = sub.add_parser("presets", help="the seed architectures A-E with parameters and MACs")
@@ -246,11 +266,17 @@ def create_study_only(cfg: SearchConfig, url: str) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
+    from .data import load_data
+    from .runner import check_budget_floor, data_notes
+    data = load_data(cfg.data)  # its identity is pinned in the study; bad data fails before the storage
+    check_budget_floor(cfg.budget, data)
     storage = open_storage(url)
     existed = cfg.study in optuna.get_all_study_names(storage)
-    study = create_or_load_study(cfg, storage)
+    study = create_or_load_study(cfg, storage, data=data)
+    for line in data_notes(data.info):
+        print(line)
     if cfg.warm_start == "presets":
-        names = enqueue_presets(study, cfg.budget)
+        names = enqueue_presets(study, cfg.budget, data)
         print(f"warm start: enqueued presets {', '.join(names) or '(none fit or already run)'}")
     print(f"study {cfg.study!r} {'already in' if existed else 'created in'} {redact(url)}: budget {cfg.budget:,} params, "
           f"{cfg.epochs} epoch(s), target {study.user_attrs[TARGET_ATTR]} trained trials ({len(study.trials)} so far)")
@@ -287,7 +313,17 @@ def cmd_space(args: argparse.Namespace) -> int:
         raise ConfigError("--samples must be at least 1")
     import optuna
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    s = budget_use_summary(args.budget, args.samples, args.seed)
+    space = None
+    if args.dataset:
+        from .data import load_data
+        from .search import data_space
+        args.val_size = args.train_limit = None
+        args.split_seed = 0
+        data = load_data(data_config(args))
+        space = data_space(data)
+        print(f"input {space.in_channels}x{space.image_size}x{space.image_size}, {space.num_classes} classes, "
+              f"{space.stages[0]}-{space.stages[1]} stages" + (", flips searched" if space.hflip else ""))
+    s = budget_use_summary(args.budget, args.samples, args.seed, space)
     print(f"budget {s['budget']:,}: {s['within']}/{s['n']} sampled candidates within budget "
           f"({100 * s['share_within']:.1f}%); the others are rejected before they are built")
     if s["quantiles"]:
@@ -383,7 +419,10 @@ def cmd_data(args: argparse.Namespace) -> int:
     import hashlib
 
     from .data import FILES, REGISTRY, data_dir_for, obtain, parse_idx, verify_files
-    cfg = DataConfig(dataset=args.name, data_dir=args.data_dir)  # ConfigError for an unknown name
+    cfg = DataConfig(dataset=args.name, data_dir=args.data_dir, val_size=None if not is_builtin(args.name) else 5000,
+                     image_size=args.image_size, channels=args.channels)  # ConfigError for an unknown name
+    if not is_builtin(cfg.dataset):
+        return own_data_summary(cfg)
     info, directory = REGISTRY[cfg.dataset], data_dir_for(cfg)
     sources = obtain(info, directory)
     raw = verify_files(info, directory)
@@ -394,6 +433,29 @@ def cmd_data(args: argparse.Namespace) -> int:
     train, test = (len(parse_idx(raw[stem], stem)) for stem in (FILES[0], FILES[2]))
     where = f"pass --data-dir {directory}" if args.data_dir else "the default for search and train"
     print(f"verified: {train:,} training and {test:,} test images ({where})")
+    return 0
+
+
+def own_data_summary(cfg: DataConfig) -> int:
+    """budgetnas data FOLDER|FILE.npz|torchvision:NAME: decode (or read the cache) and say what it is."""
+    import time
+
+    from .data import cache_dir, load_data
+    from .runner import data_notes
+    t0 = time.perf_counter()
+    data = load_data(cfg)
+    info = data.info
+    c, h, w = info["shape"]
+    classes = info["classes"]
+    shown = ", ".join(classes[:10]) + (f", ... ({len(classes)} in all)" if len(classes) > 10 else "")
+    print(f"{cfg.dataset}: {info['images']:,} images of {c}x{h}x{w}, {len(classes)} classes ({shown})")
+    print(f"  train {info['train_size']:,} / val {info['val_size']:,} / test {info['test_size']:,} "
+          f"(test: {info['test_from']})")
+    print(f"  mean {info['mean']}, std {info['std']} (per channel, training split)")
+    print(f"  fingerprint {info['fingerprint']}; {'read from' if info['cached'] else 'decoded and cached in'} "
+          f"{cache_dir()} in {time.perf_counter() - t0:.2f}s")
+    for line in data_notes(info)[1:]:
+        print(line)
     return 0
 
 
@@ -421,45 +483,11 @@ def _print_bundle(manifest: dict) -> None:
         print(f"note: {name} skipped: {why}")
 
 
-def runs_record(trials, number: int) -> dict | None:
-    """The re-runs of a candidate (new seeds) as the manifest records them; None if never re-run."""
-    from . import leaderboard as lb
-    entry = next((e for e in lb.build(trials) if e.trial == number), None)
-    if entry is None or entry.n_runs < 2:
-        return None
-    return {"n": entry.n_runs, "val_mean": entry.val_mean, "val_std": entry.val_std, "test_mean": entry.test_mean,
-            "test_std": entry.test_std, "runs": [list(r) for r in entry.runs],
-            "rerun_trials": sorted(t.number for t in trials if t.user_attrs.get("rerun_of") == number)}
-
-
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import data_record, export_bundle, prepare_out, resolve_weights, select_trial, load_state
-    from .storage import artifacts_dir, redact
-    from .space import ArchSpec
+    from .api import export_trial
     study = load_existing_study(args)
-    trial = select_trial(study.get_trials(deepcopy=False), args.study, args.trial, args.rank, args.sort)
-    url = storage_url(args)
-    folders = ([Path(args.artifacts)] if args.artifacts else []) + [artifacts_dir(SearchConfig(study=args.study), url)]
-    a = trial.user_attrs
-    weights = resolve_weights(a.get("weights"), folders, trial.number)
-    state = load_state(weights)
-    out = prepare_out(args.out or Path("exports") / f"{args.study}-trial{trial.number}")
-    spec = ArchSpec.from_dict(a["spec"])
-    settings = study.user_attrs.get("settings") or {}
-    meta = {
-        "source": "search", "study": args.study, "storage": redact(url), "trial": trial.number,
-        "preset": a.get("preset"), "val_acc": a.get("val_acc"), "test_acc": a.get("test_acc"),
-        "budget": a.get("budget"), "seconds": a.get("seconds"), "history": a.get("history"),
-        "seeds": {"trial": a.get("seed"), "sampler": settings.get("seed"), "split": settings.get("split_seed")},
-        "recipe": a.get("recipe"), "runs": runs_record(study.get_trials(deepcopy=False), trial.number),
-        "data": data_record(settings.get("dataset", "mnist"), val_size=settings.get("val_size"),
-                            split_seed=settings.get("split_seed"), train_limit=settings.get("train_limit"),
-                            train_fraction=settings.get("train_fraction")),
-        "trained_on": {"device": a.get("device"), "torch": a.get("torch")},
-        "weights_from": str(weights),
-    }
-    title = f"Trial {trial.number} of budgetnas study {args.study!r}"
-    manifest = export_bundle(out, spec, state, meta, title)
+    trial, out, manifest = export_trial(study, storage_url(args), args.out, args.trial, args.rank, args.sort,
+                                        args.artifacts)
     acc = lambda v: "-" if v is None else f"{100 * v:.2f}%"
     print(f"exported trial {trial.number} of study {args.study!r} ({manifest['params']:,} params, "
           f"val {acc(manifest['val_acc'])}, test {acc(manifest['test_acc'])}) to {out}")
@@ -487,12 +515,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         p = Path(args.spec)
         name = p.resolve().name if p.is_dir() else p.stem
     recipe = Recipe.from_dict({**base, **overrides, "epochs": args.epochs})
+    if args.preset and args.dataset and not is_builtin(args.dataset):
+        raise ConfigError(f"preset {preset.name} takes 1x28x28 digits with 10 classes, not your own data: "
+                          "train a spec exported from a search on it instead")
     params = param_count(spec)
     budget = args.budget or (manifest or {}).get("budget")
     if args.budget and params > args.budget:
         raise ConfigError(f"the spec has {params:,} parameters, over --budget {args.budget:,}: "
                           "pick a smaller spec or raise --budget")
-    return _train_and_export(args, spec, recipe, name, data_config(args), budget, manifest)
+    # an export trains on the data its manifest names (and at its size), unless told otherwise
+    dcfg = data_config(args, (manifest or {}).get("data"))
+    return _train_and_export(args, spec, recipe, name, dcfg, budget, manifest)
 
 
 def _train_and_export(args, spec, recipe, name, dcfg, budget, source_manifest) -> int:
@@ -508,11 +541,23 @@ def _train_and_export(args, spec, recipe, name, dcfg, budget, source_manifest) -
     threads = set_threads(args.threads)
     device = resolve_device(args.device)
     data = load_data(dcfg).to(device)
+    c, h, w = data.shape
+    if [c, h, w] != [spec.in_channels, spec.image_size, spec.image_size] or data.num_classes != spec.num_classes:
+        raise ConfigError(f"the network takes {spec.in_channels}x{spec.image_size}x{spec.image_size} images and "
+                          f"{spec.num_classes} classes; {dcfg.dataset} gives {c}x{h}x{w} and {data.num_classes}: "
+                          "pass the --dataset it was searched on (or --image-size / --channels to match)")
+    wanted = ((source_manifest or {}).get("data") or {}).get("fingerprint")
+    if wanted and data.info["fingerprint"] != wanted:
+        print(f"note: this data (fingerprint {data.info['fingerprint']}) is not the data of the export "
+              f"(fingerprint {wanted})")
     out = prepare_out(args.out or Path("exports") / f"{name}-{args.epochs}ep")
     print(f"training {name}: {param_count(spec):,} params; {recipe.optimizer} lr {recipe.lr:g} {recipe.schedule}, "
           f"batch {recipe.batch_size}, {recipe.epochs} epochs -> {out}")
     print(f"data: {dcfg.dataset} train {data.info['train_size']:,} / val {data.info['val_size']:,} / "
           f"test {data.info['test_size']:,}; device {device}, {threads} threads")
+    from .runner import data_notes
+    for line in data_notes(data.info):
+        print(line)
     torch.manual_seed(args.seed)
     net = build_model(spec)
     steps = (len(data.train_x) // min(recipe.batch_size, len(data.train_x))) * recipe.epochs
@@ -540,7 +585,7 @@ def _train_and_export(args, spec, recipe, name, dcfg, budget, source_manifest) -
         "val_acc": result.val_acc, "test_acc": result.test_acc, "budget": budget, "seconds": result.seconds,
         "history": result.history, "seeds": {"init": args.seed, "split": dcfg.split_seed},
         "recipe": recipe.to_dict(),
-        "data": data_record(dcfg.dataset, val_size=dcfg.val_size, split_seed=dcfg.split_seed,
+        "data": data_record(dcfg.dataset, data.info, val_size=data.info["val_size"], split_seed=dcfg.split_seed,
                             train_limit=dcfg.train_limit, train_size=data.info["train_size"]),
         "trained_on": {"device": str(device), "torch": torch.__version__},
     }

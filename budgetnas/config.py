@@ -9,7 +9,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DATASETS = ("mnist", "fashion-mnist")
+VERSION = "0.1.0"  # budgetnas.__version__ (here so that modules need not import the package itself)
+DATASETS = ("mnist", "fashion-mnist")  # built in; any folder, .npz or torchvision:NAME works too
+DATASET_HELP = ("mnist, fashion-mnist, a folder with one subfolder per class (optionally under train/ and test/), "
+                "an .npz file with x_train and y_train, or torchvision:NAME")
 PRUNERS = ("auto", "median", "hyperband", "none")
 SAMPLERS = ("tpe", "random")
 DEVICES = ("auto", "cpu", "cuda")
@@ -29,6 +32,10 @@ class ExportIncomplete(RuntimeError):
     was kept where (weights, spec, manifest with the measured accuracy)."""
 
 
+def is_builtin(dataset: str) -> bool:
+    return dataset in DATASETS
+
+
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
@@ -36,19 +43,29 @@ def _check(ok: bool, message: str) -> None:
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "mnist"
+    dataset: str = "mnist"  # a built-in name, a folder or .npz path (made absolute), or torchvision:NAME
     data_dir: str | None = None  # None: $BUDGETNAS_DATA, else the user cache dir
-    val_size: int = 5000  # images held out of the training set for selection
+    val_size: int | None = 5000  # images held out of the training set for selection (None: 10%, at most 5000)
     split_seed: int = 0  # seeds the train/val split, recorded with every result
     train_limit: int | None = None  # use only the first N training images (tests, smoke runs)
     train_fraction: float = 1.0  # data-subset fidelity: share of the training set per trial
     subset_method: str = "random"  # random | kmeans (coreset of cluster-nearest images)
     curriculum: bool = False  # order the subset easy-to-hard (distance to centroid)
+    image_size: int | None = None  # resize every image to S x S (None: as stored; mixed sizes: the commonest)
+    channels: int | None = None  # 1 (gray) or 3 (RGB); None: as stored
+    hflip: str = "auto"  # horizontal flips as a searchable option: auto (color images), yes, no
 
     def __post_init__(self) -> None:
-        _check(self.dataset in DATASETS,
-               f"unknown dataset {self.dataset!r}: use one of {', '.join(DATASETS)}")
-        _check(self.val_size >= 100, f"--val-size must be at least 100 (got {self.val_size})")
+        d = self.dataset
+        if not is_builtin(d) and not d.startswith("torchvision:"):
+            _check(Path(d).is_dir() or (Path(d).is_file() and d.lower().endswith(".npz")),
+                   f"unknown dataset {d!r}: use {DATASET_HELP}")
+            object.__setattr__(self, "dataset", str(Path(d).resolve()))
+        _check(self.val_size is None or self.val_size >= 100, f"--val-size must be at least 100 (got {self.val_size})")
+        _check(self.image_size is None or 8 <= self.image_size <= 1024,
+               f"--image-size must be in 8..1024 pixels (got {self.image_size})")
+        _check(self.channels in (None, 1, 3), f"--channels must be 1 or 3 (got {self.channels})")
+        _check(self.hflip in ("auto", "yes", "no"), f"--hflip must be auto, yes or no (got {self.hflip!r})")
         _check(self.train_limit is None or self.train_limit >= 100,
                f"--train-limit must be at least 100 (got {self.train_limit})")
         _check(0.0 < self.train_fraction <= 1.0,
@@ -72,6 +89,7 @@ class Recipe:
     label_smoothing: float = 0.0
     grad_clip: float = 0.0  # max grad norm; 0 = off
     epochs: int = 1
+    hflip: bool = False  # random horizontal flips (only offered for natural images)
 
     def __post_init__(self) -> None:
         _check(self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}: use one of {', '.join(OPTIMIZERS)}")

@@ -211,8 +211,13 @@ def winner_html(winner: lb.Entry | None) -> str:
 
 def _settings_html(settings: dict, counts: dict[str, int], storage_label: str, study_name: str) -> str:
     keys = ("budget", "dataset", "epochs", "train_limit", "val_size", "split_seed", "seed", "sampler", "pruner",
-            "eval_points")
-    items = [f"<b>{k}</b> {html.escape(str(settings[k]))}" for k in keys if k in settings]
+            "eval_points", "fingerprint", "images", "shape", "test_from")
+    items = [f"<b>{k}</b> {html.escape(str(settings[k]))}" for k in keys if settings.get(k) is not None]
+    if settings.get("shape"):
+        items[items.index(f"<b>shape</b> {html.escape(str(settings['shape']))}")] = \
+            f"<b>input</b> {'x'.join(map(str, settings['shape']))}"
+    if settings.get("classes"):
+        items.append(f"<b>classes</b> {html.escape(', '.join(map(str, settings['classes'])))}")
     count_text = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no trials"
     return (f"<p>Study <b>{html.escape(study_name)}</b> in <code>{html.escape(storage_label)}</code>; "
             f"{count_text}.</p><p class=muted>{' &middot; '.join(items)}</p>")

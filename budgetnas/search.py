@@ -21,16 +21,19 @@ from typing import Callable
 import optuna
 import torch
 
-from .config import ConfigError, DataConfig, Recipe, SearchConfig
-from .data import Data
+from .config import ConfigError, DataConfig, Recipe, SearchConfig, is_builtin
+from .data import Data, identity
 from .model import build_model
-from .space import ArchSpec, Space, default_trials, macs, param_count, sample_recipe, sample_spec
+from .space import ArchSpec, Space, default_trials, macs, param_count, sample_recipe, sample_spec, space_for
 from .storage import heartbeat_settings
 from .train import Diverged, train
 
 # Study user attrs that pin a study's meaning: a worker or a rerun reads them, and a
 # rerun with different values is refused (its trials would not be comparable).
-PINNED = ("budget", "epochs", "dataset", "val_size", "split_seed", "eval_points", "train_limit", "train_fraction")
+PINNED = ("budget", "epochs", "dataset", "val_size", "split_seed", "eval_points", "train_limit", "train_fraction",
+          "image_size", "channels", "hflip")
+# the data's identity (data.identity), pinned too; a study made before it was recorded has none
+IDENTITY = ("fingerprint", "images", "shape", "classes")
 TARGET_ATTR = "target_trials"  # study user attr: trained trials the study should hold
 RERUN_ATTR = "rerun_of"  # trial user attr: this trial re-trains trial N's candidate with a new seed
 
@@ -79,34 +82,70 @@ def make_pruner(name: str, epochs: int, eval_points: int) -> optuna.pruners.Base
 
 
 # --- study -------------------------------------------------------------------------------
-def study_settings(cfg: SearchConfig) -> dict:
+def data_space(data: Data) -> Space:
+    """The search space for this data: its channels, side and classes; flips where the
+    data says they make sense."""
+    c, h, w = data.shape
+    return space_for(c, h, data.num_classes, data.hflip)
+
+
+def study_settings(cfg: SearchConfig, data: Data | None = None) -> dict:
+    """The settings a study is pinned to. With ``data``: its identity (fingerprint,
+    image count, shape, class names), normalisation and the space it implies."""
     d = cfg.data
-    return {"budget": cfg.budget, "epochs": cfg.epochs, "dataset": d.dataset, "val_size": d.val_size,
-            "split_seed": d.split_seed, "eval_points": cfg.eval_points, "train_limit": d.train_limit,
-            "train_fraction": d.train_fraction, "subset_method": d.subset_method, "curriculum": d.curriculum,
-            "seed": cfg.seed, "pruner": cfg.pruner, "sampler": cfg.sampler,
-            "confirm_top": cfg.confirm_top, "reruns": cfg.reruns,
-            "space": dataclasses.asdict(Space())}
+    settings = {"budget": cfg.budget, "epochs": cfg.epochs, "dataset": d.dataset, "val_size": d.val_size,
+                "split_seed": d.split_seed, "eval_points": cfg.eval_points, "train_limit": d.train_limit,
+                "train_fraction": d.train_fraction, "subset_method": d.subset_method, "curriculum": d.curriculum,
+                "seed": cfg.seed, "pruner": cfg.pruner, "sampler": cfg.sampler,
+                "confirm_top": cfg.confirm_top, "reruns": cfg.reruns,
+                "image_size": d.image_size, "channels": d.channels, "hflip": d.hflip,
+                "space": dataclasses.asdict(data_space(data) if data is not None else Space())}
+    if data is not None:
+        settings.update(identity(data.info), mean=data.info["mean"], std=data.info["std"],
+                        test_from=data.info["test_from"], data_dir=data.info["data_dir"])
+    return settings
 
 
-def create_or_load_study(cfg: SearchConfig, storage: optuna.storages.BaseStorage, worker: int = 0) -> optuna.Study:
-    """Create the study once (or load it) and pin its settings; refuse a rerun whose
-    settings would make its trials incomparable."""
+def _describe(s: dict) -> str:
+    shape = "x".join(map(str, s.get("shape") or [])) or "?"
+    return f"fingerprint {s.get('fingerprint')}, {s.get('images') or 0:,} images of {shape}, {len(s.get('classes') or [])} classes"
+
+
+def check_pinned(name: str, stored: dict, wanted: dict) -> None:
+    """Refuse settings (or data) that would make a rerun's trials incomparable with the
+    study's. Two own-data sources are compared by content, not by path; settings a study
+    made by an older version does not hold are not compared."""
+    for key in PINNED:
+        if key not in stored and key in ("image_size", "channels", "hflip"):
+            continue
+        if key == "dataset" and stored.get("fingerprint") and wanted.get("fingerprint") \
+                and not is_builtin(str(stored.get(key))) and not is_builtin(str(wanted.get(key))):
+            continue  # the same files may sit elsewhere on another host: the fingerprint decides
+        if stored.get(key) != wanted.get(key):
+            raise ConfigError(f"study {name!r} was made with {key}={stored.get(key)!r}, not "
+                              f"{wanted.get(key)!r}: rerun with the same settings or pick a new --study")
+    if stored.get("fingerprint") and wanted.get("fingerprint") and \
+            any(stored.get(k) != wanted.get(k) for k in IDENTITY):
+        raise ConfigError(f"study {name!r} was made on other data ({_describe(stored)}; this data: "
+                          f"{_describe(wanted)}): search the same data or pick a new --study")
+
+
+def create_or_load_study(cfg: SearchConfig, storage: optuna.storages.BaseStorage, worker: int = 0,
+                         data: Data | None = None) -> optuna.Study:
+    """Create the study once (or load it) and pin its settings and its data's identity;
+    refuse a rerun whose settings or data would make its trials incomparable."""
     study = optuna.create_study(study_name=cfg.study, storage=storage, direction="maximize",
                                 sampler=make_sampler(cfg.sampler, cfg.seed + 1000 * worker),
                                 pruner=make_pruner(cfg.pruner, cfg.epochs, cfg.eval_points), load_if_exists=True)
     stored = study.user_attrs.get("settings")
-    wanted = study_settings(cfg)
+    wanted = study_settings(cfg, data)
     if stored is None:
         study.set_user_attr("settings", wanted)
         study.set_metric_names(["val_acc"])
-        for params in default_trials(cfg.budget):
+        for params in default_trials(cfg.budget, data_space(data) if data is not None else None):
             study.enqueue_trial(dict(params), user_attrs={"default_trial": True})
     else:
-        for key in PINNED:
-            if stored.get(key) != wanted.get(key):
-                raise ConfigError(f"study {cfg.study!r} was made with {key}={stored.get(key)!r}, not "
-                                  f"{wanted.get(key)!r}: rerun with the same settings or pick a new --study")
+        check_pinned(cfg.study, stored, wanted)
     done = len(study.get_trials(deepcopy=False))
     if done:  # a resumed run must not replay the sampler's sequence of the first run
         study.sampler = make_sampler(cfg.sampler, (cfg.seed + 1000 * worker + 1_000_003 * done) % 2 ** 32)
@@ -137,10 +176,18 @@ def config_from_study(study: optuna.Study, **overrides) -> SearchConfig:
     s = study.user_attrs.get("settings")
     if s is None:
         raise ConfigError(f"study {study.study_name!r} has no budgetnas settings: create it with 'budgetnas search'")
-    data = DataConfig(dataset=s["dataset"], val_size=s["val_size"], split_seed=s["split_seed"],
+    data_dir = overrides.pop("data_dir", None)
+    dataset = s["dataset"]
+    if not is_builtin(dataset) and not dataset.startswith("torchvision:") and data_dir:
+        dataset, data_dir = data_dir, None  # own data: --data-dir is where this host holds it
+    if not is_builtin(dataset) and not dataset.startswith("torchvision:") and not Path(dataset).exists():
+        raise ConfigError(f"study {study.study_name!r} searches the data at {dataset}, which this host does not have: "
+                          "pass --data-dir with the same folder or .npz file here")
+    data = DataConfig(dataset=dataset, val_size=s["val_size"], split_seed=s["split_seed"],
                       train_limit=s["train_limit"], train_fraction=s["train_fraction"],
                       subset_method=s.get("subset_method", "random"), curriculum=s.get("curriculum", False),
-                      data_dir=overrides.pop("data_dir", None))
+                      image_size=s.get("image_size"), channels=s.get("channels"), hflip=s.get("hflip", "auto"),
+                      data_dir=data_dir)
     return SearchConfig(budget=s["budget"], epochs=s["epochs"], study=study.study_name, seed=s["seed"],
                         pruner=s["pruner"], sampler=s["sampler"], eval_points=s["eval_points"], data=data,
                         confirm_top=s.get("confirm_top", 0), reruns=s.get("reruns", 2), **overrides)
@@ -182,7 +229,7 @@ class Objective:
         self.cfg, self.data, self.device, self.weights_dir = cfg, data, device, weights_dir
         self.on_event = on_event or (lambda e: None)
         self.progress = progress
-        self.space = space or Space()
+        self.space = space or data_space(data)
 
     def __call__(self, trial: optuna.Trial) -> float:
         t0 = time.perf_counter()
@@ -269,12 +316,15 @@ class Objective:
         return path
 
 
-def enqueue_presets(study: optuna.Study, budget: int) -> list[str]:
-    """Enqueue the seed presets that fit the budget (as fixed architectures)."""
-    from .presets import PRESETS
+def enqueue_presets(study: optuna.Study, budget: int, data: Data | None = None) -> list[str]:
+    """Enqueue the seed presets that fit the budget and take the data's images (as fixed
+    architectures): A-E take 1x28x28 digits with 10 classes."""
+    from .presets import PRESETS, fits
     names = []
     done = {t.user_attrs.get("preset") for t in study.get_trials(deepcopy=False)}
     for name, p in PRESETS.items():
+        if data is not None and not fits(p, data.shape, data.num_classes):
+            continue
         if param_count(p.spec) <= budget and name not in done:
             study.enqueue_trial({}, user_attrs={"preset": name, "preset_spec": p.spec.to_dict(),
                                                 "preset_recipe": p.recipe.to_dict()})

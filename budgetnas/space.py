@@ -236,15 +236,32 @@ class Space:
     rotate: tuple[float, float] = (0.0, 10.0)  # only when "augment" is sampled True
     translate: tuple[float, float] = (0.0, 0.1)
     label_smoothing: tuple[float, float] = (0.0, 0.1)
+    # the data's input (what the dataset decides): channels, side in pixels, classes; and
+    # whether horizontal flips are offered (natural images, not digits)
+    in_channels: int = 1
+    image_size: int = 28
+    num_classes: int = 10
+    hflip: bool = False
+
+
+def space_for(in_channels: int, image_size: int, num_classes: int, hflip: bool = False) -> Space:
+    """The default space for images of ``in_channels`` x ``image_size``^2 and
+    ``num_classes`` classes: as many stages (each halving the side) as the image allows,
+    up to the default 4."""
+    most = max(1, min(Space.stages[1], image_size.bit_length() - 1))  # the side stays >= 1 after the last pool
+    return Space(stages=(min(Space.stages[0], most), most), in_channels=in_channels, image_size=image_size,
+                 num_classes=num_classes, hflip=hflip)
 
 
 def stage_spec(stages: int, convs: int, widths: list[int], last_pool: bool, head: str, hidden: int,
-               conv_dropout: float, head_dropout: float, separable_convs: bool = False) -> ArchSpec:
+               conv_dropout: float, head_dropout: float, separable_convs: bool = False,
+               in_channels: int = 1, image_size: int = 28, num_classes: int = 10) -> ArchSpec:
     """``stages`` stages of ``convs`` 3x3 convs each (stage i has widths[i] channels), a 2x2
     max pool after each stage (after the last one too with last_pool); separable_convs:
-    every conv but the first is a depthwise 3x3 + 1x1 pair (see separable)."""
+    every conv but the first is a depthwise 3x3 + 1x1 pair (see separable). The input
+    (channels, side) and the class count come from the data."""
     layers: list[Layer] = []
-    cin = 1
+    cin = in_channels
     for i in range(stages):
         for _ in range(convs):
             if separable_convs and layers:
@@ -254,7 +271,8 @@ def stage_spec(stages: int, convs: int, widths: list[int], last_pool: bool, head
             cin = widths[i]
         if i < stages - 1 or last_pool:
             layers.append(POOL)
-    return ArchSpec(tuple(layers), head=head, hidden=(hidden,) if hidden else (), head_dropout=head_dropout)
+    return ArchSpec(tuple(layers), head=head, hidden=(hidden,) if hidden else (), head_dropout=head_dropout,
+                    in_channels=in_channels, image_size=image_size, num_classes=num_classes)
 
 
 MIN_WIDTH = 4  # channels: narrower convs are not worth their per-layer overhead
@@ -292,7 +310,8 @@ def sample_spec(trial: "optuna.trial.BaseTrial", space: Space, budget: int) -> A
     head_dropout = trial.suggest_float("head_dropout", *space.head_dropout)
 
     def make(widths: list[int]) -> ArchSpec:
-        return stage_spec(stages, convs, widths, last_pool, head, hidden, conv_dropout, head_dropout, sep)
+        return stage_spec(stages, convs, widths, last_pool, head, hidden, conv_dropout, head_dropout, sep,
+                          space.in_channels, space.image_size, space.num_classes)
 
     return fit_widths(make, fill * budget, growth, space.width_step)
 
@@ -302,6 +321,9 @@ def sample_recipe(trial: "optuna.trial.BaseTrial", space: Space, epochs: int) ->
     lr = trial.suggest_float(f"lr_{optimizer}", *getattr(space, f"lr_{optimizer}"), log=True)
     # augmentation usually slows a 1-epoch run down: a switch, so "off" is one choice
     augment = trial.suggest_categorical("augment", [False, True])
+    # flips only where the data says they make sense; a new parameter, so spaces without
+    # it (digits) sample exactly as before
+    hflip = trial.suggest_categorical("hflip", [False, True]) if space.hflip else False
     return Recipe(
         optimizer=optimizer,
         lr=lr,
@@ -312,6 +334,7 @@ def sample_recipe(trial: "optuna.trial.BaseTrial", space: Space, epochs: int) ->
         translate=trial.suggest_float("translate", *space.translate) if augment else 0.0,
         label_smoothing=trial.suggest_float("label_smoothing", *space.label_smoothing),
         epochs=epochs,
+        hflip=hflip,
     )
 
 
@@ -339,18 +362,22 @@ PLAIN_SGD_TRIAL = {**DEFAULT_TRIAL, "convs_per_stage": 1, "head_dropout": 0.0, "
 PLAIN_SGD_TRIAL.pop("lr_adamw")
 
 
-def default_trials(budget: int) -> list[dict[str, Any]]:
+def default_trials(budget: int, space: Space | None = None) -> list[dict[str, Any]]:
     """The ordinary strong candidates a new study tries first (like a tuner's defaults),
     diverse on purpose: AdamW with two convs per stage, (small budgets) separable convs at
-    a high lr, and the plain SGD recipe of quick hand-tuned nets."""
-    return [DEFAULT_TRIAL, *([SMALL_DEFAULT_TRIAL] if budget <= SMALL_BUDGET else []), PLAIN_SGD_TRIAL]
+    a high lr, and the plain SGD recipe of quick hand-tuned nets; with no more stages than
+    the space's images allow."""
+    stages = (space or Space()).stages[1]
+    return [{**t, "stages": min(t["stages"], stages)} for t in
+            (DEFAULT_TRIAL, *([SMALL_DEFAULT_TRIAL] if budget <= SMALL_BUDGET else []), PLAIN_SGD_TRIAL)]
 
 
 def smallest_params(space: Space) -> int:
     """The fewest parameters any spec of the space can have (narrowest, fewest stages,
     GAP head with no hidden layer): a budget below it can find nothing."""
     return min(param_count(stage_spec(space.stages[0], space.convs_per_stage[0], [MIN_WIDTH] * 8, True, "gap", 0,
-                                      0.0, 0.0, sep)) for sep in space.separable)
+                                      0.0, 0.0, sep, space.in_channels, space.image_size, space.num_classes))
+               for sep in space.separable)
 
 
 def budget_use_summary(budget: int, n: int = 2000, seed: int = 0, space: Space | None = None) -> dict[str, Any]:
