@@ -216,3 +216,84 @@ def test_leaderboard_missing_storage_is_one_line(tmp_path, capsys):
         err = capsys.readouterr().err
         assert "no study storage" in err and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []  # nothing created
+
+
+# --- a real study whose outcome is known: front, tiers and orders by trial number -------------
+@pytest.fixture(scope="module")
+def known(tmp_path_factory):
+    """known_study's SQLite study (see its table): (name, url)."""
+    import known_study
+    url = f"sqlite:///{tmp_path_factory.mktemp('known')}/known.db"
+    return known_study.make(url), url
+
+
+def md_blocks(text: str) -> list[list[list[str]]]:
+    """The markdown tables in text: each a list of rows of cells (the |---| rule dropped)."""
+    blocks, current = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            if not set(line) <= set("|-:"):
+                current.append(line.strip()[1:-1].strip().split(" | "))  # an escaped '\|' is never ' | '
+        elif current:
+            blocks.append(current)
+            current = []
+    return blocks
+
+
+def parse_board(fmt: str, out: str) -> tuple[list[int], list[int], dict[int, int | None] | None]:
+    """(trials in the order shown, trials marked on the Pareto front, {tier: winner} or
+    None where the format has no tiers), read from the command's output."""
+    if fmt == "json":
+        doc = json.loads(out)
+        entries = [e for e in doc["entries"] if e["state"] == "complete"]
+        assert doc["pareto"] == sorted(e["trial"] for e in entries if e["pareto"])
+        return ([e["trial"] for e in entries], sorted(e["trial"] for e in entries if e["pareto"]),
+                {t["tier"]: t["trial"] for t in doc["tiers"]})
+    if fmt == "csv":
+        rows = [r for r in csv.DictReader(io.StringIO(out)) if r["state"] == "complete"]
+        assert {r["pareto"] for r in rows} <= {"True", "False"}
+        return [int(r["trial"]) for r in rows], sorted(int(r["trial"]) for r in rows if r["pareto"] == "True"), None
+    if fmt == "markdown":
+        board, tiers = md_blocks(out)
+        head, body = board[0], board[1:]
+        trial, pareto = head.index("trial"), head.index("pareto")
+        assert {r[pareto] for r in body} <= {"*", ""}
+        return ([int(r[trial]) for r in body], sorted(int(r[trial]) for r in body if r[pareto] == "*"),
+                {int(r[0].replace(",", "")): None if r[1] == "-" else int(r[1]) for r in tiers[1:]})
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split()[:2] == ["rank", "trial"]) + 2
+    body = []
+    for line in lines[start:]:  # up to the footer line; columns: rank trial val test params
+        if not line.split()[0].isdigit():  # budget% acc/1k score seconds [*] arch...
+            break
+        body.append(line.split())
+    assert [int(r[0]) for r in body] == list(range(1, len(body) + 1))
+    tier_at = lines.index(next(line for line in lines if line.startswith("best per budget tier"))) + 3
+    tiers = {int(line.split()[0].replace(",", "")): None if line.split()[1] == "-" else int(line.split()[1])
+             for line in lines[tier_at:] if line.strip()}
+    return [int(r[1]) for r in body], sorted(int(r[1]) for r in body if r[9] == "*"), tiers
+
+
+@pytest.mark.parametrize("sort", ["accuracy", "efficiency", "params"])
+@pytest.mark.parametrize("fmt", ["table", "json", "csv", "markdown"])
+def test_leaderboard_names_the_known_front_tiers_and_order(known, capsys, fmt, sort):
+    import known_study as k
+    name, url = known
+    assert main(["leaderboard", "--study", name, "--storage", url, "--format", fmt, "--sort", sort]) == 0
+    order, front, tiers = parse_board(fmt, capsys.readouterr().out)
+    assert order == k.ORDER[sort]
+    assert front == k.FRONT
+    if tiers is not None:
+        assert tiers == k.TIERS
+
+
+def test_leaderboard_all_lists_the_untrained_trials_of_the_known_study(known, capsys):
+    name, url = known
+    assert main(["leaderboard", "--study", name, "--storage", url, "--format", "json", "--all"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [(e["trial"], e["state"]) for e in doc["entries"] if e["state"] != "complete"] == [
+        (5, "pruned"), (6, "rejected"), (9, "failed")]
+    assert not any(e["pareto"] for e in doc["entries"] if e["state"] != "complete")
+    assert doc["counts"] == {"complete": 8, "pruned": 1, "rejected": 1, "failed": 1}
+    import known_study as k
+    assert {e["trial"]: e["params"] for e in doc["entries"] if e["state"] == "complete"} == k.PARAMS
