@@ -277,3 +277,83 @@ def test_a_file_of_another_dataset_is_named_and_never_called_corrupt(mnist_dir):
     msg = str(e.value)
     assert "this is mnist's train-images-idx3-ubyte, not fashion-mnist's: pass --dataset mnist" in msg
     assert "delete" not in msg and "corrupt" not in msg
+
+
+# --- the mirrors: a real HTTP server on 127.0.0.1 ---------------------------------------------
+@pytest.fixture
+def http_mirror(tmp_path, monkeypatch):
+    """start(name) -> (folder it serves, base URL, request paths so far): a real HTTP server
+    on 127.0.0.1 in a thread per call, all stopped after the test. Downloads are allowed."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    monkeypatch.delenv("BUDGETNAS_OFFLINE", raising=False)
+    servers = []
+
+    def start(name: str):
+        root = tmp_path / name
+        root.mkdir()
+        asked: list[str] = []
+
+        class Handler(SimpleHTTPRequestHandler):
+            def log_message(self, format, *args):  # quiet
+                pass
+
+            def do_GET(self):
+                asked.append(self.path)
+                super().do_GET()
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        servers.append(server)
+        return root, f"http://127.0.0.1:{server.server_port}/", asked
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_files_are_downloaded_from_a_mirror_and_verified(tmp_path, fake, http_mirror):
+    info, raw, arrays = fake
+    root, base, asked = http_mirror("mirror")
+    write(root, raw)
+    data = tmp_path / "data"
+    sources = obtain(info, data, mirrors=(base,), offline=(), npm="")
+    assert sources == {stem: f"downloaded from {base}" for stem in FILES}
+    assert asked == [f"/{stem}.gz" for stem in FILES]
+    assert sorted(p.name for p in data.iterdir()) == sorted(f"{stem}.gz" for stem in FILES)  # no partial file
+    got = verify_files(info, data)
+    assert all(np.array_equal(parse_idx(got[stem]), arrays[stem]) for stem in FILES)
+
+
+def corrupt(raw: bytes, how: str) -> bytes:
+    """A gzip file as a broken mirror might serve it in place of the real one."""
+    if how == "wrong bytes":  # a valid gzip of a file with one byte changed
+        return gzip.compress(raw[:-1] + bytes([raw[-1] ^ 0xFF]))
+    if how == "truncated":
+        gz = gzip.compress(raw)
+        return gz[: len(gz) // 2]
+    return b"<html>an error page served with status 200</html>"
+
+
+@pytest.mark.parametrize("how", ["wrong bytes", "truncated", "not gzip"])
+def test_a_corrupt_download_is_rejected_and_not_kept(tmp_path, fake, http_mirror, how):
+    info, raw, _ = fake
+    root, base, asked = http_mirror("broken")
+    write(root, raw)
+    (root / f"{FILES[1]}.gz").write_bytes(corrupt(raw[FILES[1]], how))
+    data = tmp_path / "data"
+    with pytest.raises(DataError, match=f"{FILES[1]}: missing and could not be downloaded"):
+        obtain(info, data, mirrors=(base,), offline=(), npm="")
+    assert f"/{FILES[1]}.gz" in asked
+    assert sorted(p.name for p in data.iterdir()) == [f"{FILES[0]}.gz"]  # the good file only, nothing partial
+
+    # a second mirror with the good file: the corrupt one is replaced, never used
+    good_root, good_base, good_asked = http_mirror("good")
+    write(good_root, raw)
+    sources = obtain(info, data, mirrors=(base, good_base), offline=(), npm="")
+    assert sources[FILES[0]] == "present" and sources[FILES[1]] == f"downloaded from {good_base}"
+    assert good_asked == [f"/{stem}.gz" for stem in FILES[1:]]
+    assert verify_files(info, data)[FILES[1]] == raw[FILES[1]]
