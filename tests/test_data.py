@@ -4,6 +4,7 @@ import hashlib
 import os
 import shutil
 import struct
+from pathlib import Path
 from collections import Counter
 
 import numpy as np
@@ -357,3 +358,45 @@ def test_a_corrupt_download_is_rejected_and_not_kept(tmp_path, fake, http_mirror
     assert sources[FILES[0]] == "present" and sources[FILES[1]] == f"downloaded from {good_base}"
     assert good_asked == [f"/{stem}.gz" for stem in FILES[1:]]
     assert verify_files(info, data)[FILES[1]] == raw[FILES[1]]
+
+
+# --- Fashion-MNIST from Debian's package (scripts/setup-fashion.sh installs it) ---------------
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.slow
+def test_fashion_mnist_from_the_debian_package_verifies_loads_and_trains(tmp_path, monkeypatch, capsys):
+    import json
+
+    from budgetnas.cli import main
+    if not FASHION.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"{FASHION} is missing: scripts/setup-fashion.sh should have installed dataset-fashion-mnist")
+        pytest.skip(f"{FASHION} is missing: run scripts/setup-fashion.sh")
+    for var in ("BUDGETNAS_OFFLINE_DIRS", "BUDGETNAS_DATA"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no cached copy: the package's folder
+    info, data = REGISTRY["fashion-mnist"], tmp_path / "fashion"
+    assert main(["data", "fashion-mnist", "--data-dir", str(data)]) == 0
+    out = capsys.readouterr().out
+    for stem in FILES:
+        assert f"{stem:25}  md5 {info.md5[stem]} ok  (copied from {FASHION})" in out
+    assert "verified: 60,000 training and 10,000 test images" in out
+
+    d = load_data(DataConfig(dataset="fashion-mnist", data_dir=str(data), val_size=1000))
+    assert d.info["dataset"] == "fashion-mnist" and d.info["md5"] == info.md5
+    # Fashion-MNIST's classes are exactly balanced (MNIST's are not): 6,000 and 1,000 of each
+    assert torch.cat([d.train_y, d.val_y]).bincount().tolist() == [6000] * 10
+    assert d.test_y.bincount().tolist() == [1000] * 10
+    assert info.classes[9] == "Boot" and len(info.classes) == 10
+
+    # something real on it: preset A (batch 32, lr 0.01), one epoch on 1,000 images, through the command
+    bundle = tmp_path / "a"
+    assert main(["train", "--preset", "A", "--epochs", "1", "--dataset", "fashion-mnist", "--data-dir", str(data),
+                 "--train-limit", "1000", "--val-size", "1000", "--batch-size", "32", "--lr", "0.01", "--out", str(bundle),
+                 "--no-progress"]) == 0
+    assert "data: fashion-mnist train 1,000 / val 1,000 / test 10,000" in capsys.readouterr().out
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["data"]["dataset"] == "fashion-mnist" and manifest["data"]["md5"] == info.md5
+    assert manifest["data"]["classes"] == list(info.classes)
+    assert manifest["test_acc"] > 0.3  # one epoch on 1,000 images: far above chance (0.1)
