@@ -133,13 +133,14 @@ def entry_from_trial(trial: Any) -> Entry:
 
 def pareto_front(entries: Iterable[Entry]) -> set[int]:
     """Trial numbers on the accuracy/params Pareto front: no other trained entry has
-    fewer-or-equal params and higher-or-equal val acc (sel_acc) with one of them strict."""
+    fewer-or-equal params and higher-or-equal val acc (sel_acc) with one of them strict.
+    Exact twins (equal params and sel_acc) do not dominate each other: both are on it."""
     pts = sorted((e for e in entries if e.sel_acc is not None and e.params), key=lambda e: (e.params, -e.sel_acc))
-    front, best = set(), -1.0
-    for e in pts:
-        if e.sel_acc > best:
+    front, best, last = set(), -1.0, None
+    for e in pts:  # by size, the most accurate first: on the front if more accurate than all smaller
+        if e.sel_acc > best or (e.params, e.sel_acc) == last:
             front.add(e.trial)
-            best = e.sel_acc
+            best, last = e.sel_acc, (e.params, e.sel_acc)
     return front
 
 
@@ -183,12 +184,13 @@ def default_tiers(budget: int) -> list[int]:
 
 def best_per_tier(entries: Iterable[Entry], tiers: list[int]) -> list[tuple[int, Entry | None]]:
     """The most accurate trained entry with params <= each tier (by sel_acc, measured by
-    several runs first, as in the ranking)."""
+    several runs first, as in the ranking); on a tie the smaller, then the earlier trial
+    (whatever order the entries come in)."""
     done = [e for e in entries if e.state == "complete" and e.val_acc is not None]
     out = []
     for tier in sorted(tiers):
         fits = [e for e in done if e.params <= tier]
-        out.append((tier, max(fits, key=lambda e: (e.n_runs > 1, e.sel_acc, -e.params)) if fits else None))
+        out.append((tier, max(fits, key=lambda e: (e.n_runs > 1, e.sel_acc, -e.params, -e.trial)) if fits else None))
     return out
 
 
