@@ -171,8 +171,9 @@ def start_dashboard(name: str, url: str, cwd: Path, *flags: str) -> tuple[subpro
     lines: queue.Queue[str] = queue.Queue()
 
     def pump() -> None:
-        for line in proc.stdout:
-            lines.put(line)
+        with proc.stdout:
+            for line in proc.stdout:
+                lines.put(line)
         lines.put("")  # end of output: the process exited
 
     threading.Thread(target=pump, daemon=True).start()
@@ -196,6 +197,7 @@ def stop(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+    proc.stderr.close()  # stdout is closed by its reader at the end of the output
 
 
 def test_dashboard_command_binds_the_host_it_is_given_and_no_other(real_study, tmp_path):
