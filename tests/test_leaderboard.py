@@ -366,7 +366,7 @@ def brute_tier_winner(trials, tier: int) -> int | None:
     return -max(fits)[3] if fits else None
 
 
-PROPERTY = settings(deadline=None, derandomize=True, database=None, max_examples=200)
+PROPERTY = settings(deadline=None, derandomize=True, database=None, max_examples=150)
 
 
 @PROPERTY

@@ -177,7 +177,7 @@ def hooked_macs(spec: ArchSpec) -> int:
     return total
 
 
-@settings(PROPERTY, max_examples=300)
+@settings(PROPERTY, max_examples=200)
 @given(specs())
 def test_drawn_spec_json_round_trip_is_exact(spec):
     text = spec.to_json()
@@ -186,7 +186,7 @@ def test_drawn_spec_json_round_trip_is_exact(spec):
     assert ArchSpec.from_dict(json.loads(text)) == spec
 
 
-@settings(PROPERTY, max_examples=120)
+@settings(PROPERTY, max_examples=80)
 @given(specs())
 def test_drawn_spec_counts_match_the_built_model(spec):
     assert param_count(spec) == torch_count(spec)
