@@ -34,6 +34,21 @@ def positive_int(text: str) -> int:
     return value
 
 
+SIZE_SUFFIXES = {"k": 1_000, "m": 1_000_000}
+
+
+def size_int(text: str) -> int:
+    """'300k' -> 300000, '2M' -> 2000000, '20000' -> 20000 (k = 1,000 and M = 1,000,000,
+    for bytes too)."""
+    t = text.strip().replace("_", "").replace(",", "")
+    scale = SIZE_SUFFIXES.get(t[-1:].lower(), 1) if t else 1
+    digits = t[:-1] if scale > 1 else t
+    if not digits.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size: use a whole number with an optional k (1,000) or "
+                                         "M (1,000,000) suffix, e.g. 300k")
+    return int(digits) * scale
+
+
 def tier_list(text: str) -> list[int]:
     """'2k,5k,10k,25k' -> [2000, 5000, 10000, 25000]."""
     tiers = [positive_int(t.strip()) for t in text.split(",") if t.strip()]
@@ -70,6 +85,10 @@ def build_parser() -> Parser:
 
     s = sub.add_parser("search", help="search architectures and training recipes under a budget")
     s.add_argument("--budget", type=positive_int, default=25_000, help="max trainable parameters (default 25000)")
+    s.add_argument("--max-macs", type=size_int, help="max multiply-accumulates per image, e.g. 300k or 2M "
+                                                    "(default: no limit)")
+    s.add_argument("--max-ram", type=size_int, help="max peak activation memory of one int8 inference in bytes, "
+                                                   "e.g. 20k (README: peak RAM; default: no limit)")
     s.add_argument("--epochs", type=int, default=1, help="training epochs per candidate (default 1)")
     s.add_argument("--trials", type=int, default=30,
                    help="stop when the study holds this many trained trials (complete or pruned; default 30)")
@@ -102,6 +121,8 @@ def build_parser() -> Parser:
 
     sp = sub.add_parser("space", help="how the search space uses a budget (2,000 sampled candidates)")
     sp.add_argument("--budget", type=positive_int, default=25_000)
+    sp.add_argument("--max-macs", type=size_int, help="also a MAC budget (per image), e.g. 300k")
+    sp.add_argument("--max-ram", type=size_int, help="also a peak int8 RAM budget in bytes, e.g. 20k")
     sp.add_argument("--samples", type=int, default=2000)
     sp.add_argument("--seed", type=int, default=0)
     sp.set_defaults(func=cmd_space)
@@ -215,17 +236,13 @@ def load_existing_study(args: argparse.Namespace):
 
 # --- commands ---------------------------------------------------------------------------------
 def cmd_search(args: argparse.Namespace) -> int:
-    cfg = SearchConfig(budget=args.budget, epochs=args.epochs, trials=args.trials, timeout=args.timeout,
+    cfg = SearchConfig(budget=args.budget, max_macs=args.max_macs, max_ram=args.max_ram, epochs=args.epochs, trials=args.trials, timeout=args.timeout,
                        study=args.study, storage=args.storage, artifacts=args.artifacts, seed=args.seed,
                        pruner=args.pruner, sampler=args.sampler, workers=args.workers, device=args.device,
                        confirm_top=args.confirm_top, reruns=args.reruns,
                        eval_points=args.eval_points, warm_start=args.warm_start, threads=args.threads,
                        data=data_config(args))
-    from .space import Space, smallest_params
-    floor = smallest_params(Space())
-    if cfg.budget < floor:
-        raise ConfigError(f"--budget {cfg.budget} is below the smallest network the space can build "
-                          f"({floor} params): use --budget {floor} or more")
+    check_floors(cfg.budget, cfg.max_macs, cfg.max_ram)
     if args.create_only:
         return create_study_only(cfg, storage_url(args, cfg.workers))
     if cfg.workers > 1:  # N processes on one study on this host
@@ -233,6 +250,18 @@ def cmd_search(args: argparse.Namespace) -> int:
         return run_parallel(cfg, storage_url(args, cfg.workers), progress=not args.no_progress)
     from .runner import run_search
     return run_search(cfg, storage_url(args, cfg.workers), progress=not args.no_progress)
+
+
+def check_floors(budget: int, max_macs: int | None, max_ram: int | None) -> None:
+    """ConfigError for a budget below the smallest network the space can build (by that kind)."""
+    from .space import Space, smallest_macs, smallest_params, smallest_ram
+    space = Space()
+    for flag, value, floor, unit in (("--budget", budget, smallest_params(space), "params"),
+                                     ("--max-macs", max_macs, smallest_macs(space), "MACs"),
+                                     ("--max-ram", max_ram, smallest_ram(space), "bytes of peak RAM")):
+        if value is not None and value < floor:
+            raise ConfigError(f"{flag} {value} is below the smallest network the space can build "
+                              f"({floor} {unit}): use {flag} {floor} or more")
 
 
 def create_study_only(cfg: SearchConfig, url: str) -> int:
@@ -287,15 +316,26 @@ def cmd_space(args: argparse.Namespace) -> int:
         raise ConfigError("--samples must be at least 1")
     import optuna
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    s = budget_use_summary(args.budget, args.samples, args.seed)
-    print(f"budget {s['budget']:,}: {s['within']}/{s['n']} sampled candidates within budget "
-          f"({100 * s['share_within']:.1f}%); the others are rejected before they are built")
+    check_floors(args.budget, args.max_macs, args.max_ram)
+    s = budget_use_summary(args.budget, args.samples, args.seed, max_macs=args.max_macs, max_ram=args.max_ram)
+    limits = ", ".join([f"budget {s['budget']:,}"] + [f"{name} {limit:,}" for name, limit in
+                                                       (("max MACs", args.max_macs), ("max RAM bytes", args.max_ram))
+                                                       if limit])
+    print(f"{limits}: {s['within']}/{s['n']} sampled candidates within "
+          f"{'every budget' if 'kinds' in s else 'budget'} ({100 * s['share_within']:.1f}%); "
+          "the others are rejected before they are built")
     if s["quantiles"]:
         q = s["quantiles"]
-        print("budget use of those within: " + ", ".join(f"p{int(k * 100)} {100 * v:.0f}%" for k, v in q.items()))
+        what = "use of the tightest budget" if "kinds" in s else "budget use"
+        print(f"{what} of those within: " + ", ".join(f"p{int(k * 100)} {100 * v:.0f}%" for k, v in q.items()))
         top = max(s["histogram"]) or 1
         for i, count in enumerate(s["histogram"]):
             print(f"  {10 * i:3d}-{10 * i + 10:3d}%  {count:5d}  {'#' * round(40 * count / top)}")
+    names = {"params": "params", "macs": "MACs", "ram": "peak RAM"}
+    for kind, k in s.get("kinds", {}).items():
+        if k["quantiles"]:
+            print(f"{names[kind]:>8} (limit {k['limit']:,}; tightest for {s['binding'][kind]} of {s['within']}): "
+                  + ", ".join(f"p{int(q * 100)} {100 * v:.0f}%" for q, v in k["quantiles"].items()))
     return 0
 
 
