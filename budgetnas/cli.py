@@ -142,6 +142,8 @@ def build_parser() -> Parser:
     rp = sub.add_parser("report", help="one self-contained HTML report of a study (works offline)")
     add_study_args(rp)
     rp.add_argument("--out", default="report.html", help="HTML file to write (default report.html)")
+    rp.add_argument("--cost", default="params", choices=["params", "macs", "ram"],
+                    help="the cost on the Pareto plot's x axis: params, MACs or peak int8 RAM (default params)")
     rp.set_defaults(func=cmd_report)
 
     db = sub.add_parser("dashboard", help="serve optuna-dashboard on a study's storage (live while a search runs)")
@@ -391,7 +393,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.out)
     check_writable(out)  # before the (slow) storage read and plots
     study = load_existing_study(args)
-    path = write_report(study, out, storage_label=redact(storage_url(args)))
+    path = write_report(study, out, storage_label=redact(storage_url(args)), cost=args.cost)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, self-contained, works offline): open it in a browser")
     return 0
 

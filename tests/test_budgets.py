@@ -135,3 +135,30 @@ def test_the_mac_and_ram_budgets_are_pinned_in_the_study(searched, capsys):
         changed[changed.index(flag) + 1] = value
         assert main(changed) == 2
         assert f"was made with {flag[2:].replace('-', '_')}={stored}" in capsys.readouterr().err
+
+
+def test_leaderboard_formats_and_the_report_show_macs_and_peak_ram(searched, tmp_path, capsys):
+    import csv
+    import io
+    import json
+    _, args, study = searched
+    url = args[args.index("--storage") + 1]
+    best = max((t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE),
+               key=lambda t: t.user_attrs["val_acc"])
+    a = best.user_attrs
+    assert main(["leaderboard", "--study", "m", "--storage", url, "--format", "json"]) == 0
+    entry = next(e for e in json.loads(capsys.readouterr().out)["entries"] if e["trial"] == best.number)
+    assert (entry["macs"], entry["ram"]) == (a["macs"], a["ram"])
+    assert main(["leaderboard", "--study", "m", "--storage", url, "--format", "csv"]) == 0
+    row = next(r for r in csv.DictReader(io.StringIO(capsys.readouterr().out)) if r["trial"] == str(best.number))
+    assert (int(row["macs"]), int(row["ram"])) == (a["macs"], a["ram"])
+    from budgetnas.leaderboard import count_cell
+    for fmt in ("table", "markdown"):
+        assert main(["leaderboard", "--study", "m", "--storage", url, "--format", fmt]) == 0
+        text = capsys.readouterr().out
+        assert "MACs" in text and "RAM bytes" in text and count_cell(a["ram"]) in text and count_cell(a["macs"]) in text
+    out = tmp_path / "r.html"
+    assert main(["report", "--study", "m", "--storage", url, "--out", str(out), "--cost", "ram"]) == 0
+    page = out.read_text()
+    assert "Accuracy vs peak RAM of an int8 inference" in page and f"peak RAM {a['ram']:,} bytes" in page
+    assert "<b>max_ram</b> 9000" in page
