@@ -172,6 +172,8 @@ def build_parser() -> Parser:
                     help="the ranking --rank refers to (default accuracy)")
     ex.add_argument("--out", help="output folder (default exports/STUDY-trialN)")
     ex.add_argument("--artifacts", help="folder holding the study's trial_N.pt weights, if they moved")
+    ex.add_argument("--data-dir", help="folder with the idx files: training images calibrate model.int8.onnx, the "
+                                       "test set measures it (default: $BUDGETNAS_DATA or the user cache dir)")
     ex.set_defaults(func=cmd_export)
 
     tr = sub.add_parser("train", help="train an exported spec or a preset on the full training set; "
@@ -459,8 +461,25 @@ def _print_bundle(manifest: dict) -> None:
              f"{name} {'skipped' if name in skipped else 'not run'}"
              for name in ("weights.pt", "model.py", "model.ts", "model.onnx")]
     print(f"checked (max |logit diff| vs the network, {checks['input']}): " + ", ".join(parts))
+    int8, lat = manifest.get("int8"), manifest.get("latency")
+    if int8:
+        b = int8["bytes"]
+        print(f"int8: model.int8.onnx test {100 * int8['int8_test_acc']:.2f}% vs float ONNX "
+              f"{100 * int8['float_onnx_test_acc']:.2f}% ({int8['test_images']:,} test images, same class on "
+              f"{100 * int8['agreement']:.2f}%); {b['model.int8.onnx']:,} vs {b['model.onnx']:,} bytes")
+    if lat:
+        print("latency (median, 1 image, 1 thread, onnxruntime; measured on " + lat["machine"] + "): "
+              + ", ".join(f"{name} {ms:.3f} ms" for name, ms in lat["median_ms"].items()))
     for name, why in skipped.items():
+        if name == "model.int8.onnx" and "model.onnx" in skipped:
+            continue  # made from model.onnx: the note on model.onnx says why
         print(f"note: {name} skipped: {why}")
+
+
+def int8_inputs(data) -> tuple:
+    """(calibration sample, test images, test labels) for the int8 export, on the CPU."""
+    from .quantize import calibration_sample
+    return calibration_sample(data.train_x), data.test_x.cpu(), data.test_y.cpu()
 
 
 def runs_record(trials, number: int) -> dict | None:
@@ -491,7 +510,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     meta = {
         "source": "search", "study": args.study, "storage": redact(url), "trial": trial.number,
         "preset": a.get("preset"), "val_acc": a.get("val_acc"), "test_acc": a.get("test_acc"),
-        "budget": a.get("budget"), "seconds": a.get("seconds"), "history": a.get("history"),
+        "budget": a.get("budget"), "max_macs": a.get("max_macs"), "max_ram": a.get("max_ram"),
+        "seconds": a.get("seconds"), "history": a.get("history"),
         "seeds": {"trial": a.get("seed"), "sampler": settings.get("seed"), "split": settings.get("split_seed")},
         "recipe": a.get("recipe"), "runs": runs_record(study.get_trials(deepcopy=False), trial.number),
         "data": data_record(settings.get("dataset", "mnist"), val_size=settings.get("val_size"),
@@ -501,7 +521,15 @@ def cmd_export(args: argparse.Namespace) -> int:
         "weights_from": str(weights),
     }
     title = f"Trial {trial.number} of budgetnas study {args.study!r}"
-    manifest = export_bundle(out, spec, state, meta, title)
+    from .data import load_data
+    try:
+        data = load_data(DataConfig(dataset=settings.get("dataset", "mnist"), data_dir=args.data_dir,
+                                    val_size=settings.get("val_size", 5000), split_seed=settings.get("split_seed", 0),
+                                    train_limit=settings.get("train_limit")))
+        int8_data = int8_inputs(data)
+    except ConfigError as e:  # no data here: the other files are still worth writing
+        int8_data = f"the {settings.get('dataset', 'mnist')} images could not be loaded ({e}): pass --data-dir"
+    manifest = export_bundle(out, spec, state, meta, title, int8_data=int8_data)
     acc = lambda v: "-" if v is None else f"{100 * v:.2f}%"
     print(f"exported trial {trial.number} of study {args.study!r} ({manifest['params']:,} params, "
           f"val {acc(manifest['val_acc'])}, test {acc(manifest['test_acc'])}) to {out}")
@@ -589,7 +617,7 @@ def _train_and_export(args, spec, recipe, name, dcfg, budget, source_manifest) -
     if source_manifest:
         meta["parent"] = {k: source_manifest.get(k) for k in ("study", "trial", "val_acc", "test_acc")}
     manifest = export_bundle(out, spec, {k: v.cpu() for k, v in net.state_dict().items()}, meta,
-                             f"{name} trained by budgetnas for {recipe.epochs} epochs")
+                             f"{name} trained by budgetnas for {recipe.epochs} epochs", int8_data=int8_inputs(data))
     print(f"saved {out}: val {100 * result.val_acc:.2f}%, test {100 * result.test_acc:.2f}% "
           f"({manifest['params']:,} params, {result.seconds:.0f}s)")
     _print_bundle(manifest)
