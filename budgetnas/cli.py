@@ -467,6 +467,8 @@ def _print_bundle(manifest: dict) -> None:
         print(f"int8: model.int8.onnx test {100 * int8['int8_test_acc']:.2f}% vs float ONNX "
               f"{100 * int8['float_onnx_test_acc']:.2f}% ({int8['test_images']:,} test images, same class on "
               f"{100 * int8['agreement']:.2f}%); {b['model.int8.onnx']:,} vs {b['model.onnx']:,} bytes")
+        if int8.get("problem"):
+            print(f"warning: model.int8.onnx fails its check: {int8['problem']}")
     if lat:
         print("latency (median, 1 image, 1 thread, onnxruntime; measured on " + lat["machine"] + "): "
               + ", ".join(f"{name} {ms:.3f} ms" for name, ms in lat["median_ms"].items()))

@@ -54,6 +54,7 @@ def test_int8_file_is_quantized_and_its_accuracy_is_measured_on_the_full_test_se
     assert sizes["model.int8.onnx"] == (out / "model.int8.onnx").stat().st_size < sizes["model.onnx"]
     assert manifest["files"]["model.int8.onnx"]["bytes"] == sizes["model.int8.onnx"]
     assert manifest["ram"] == peak_ram(SPEC)
+    assert int8["ok"] is True and int8["problem"] is None
     on_disk = json.loads((out / "manifest.json").read_text())
     assert on_disk["int8"] == int8 and on_disk["complete"] is True
     load_export(out)  # the int8 file's sha256 is listed and checks out
@@ -67,15 +68,13 @@ def test_latency_is_measured_for_both_files_with_the_machine_named(bundle):
     assert lat["machine"] and "1 thread" in lat["runtime"] and lat["warmup"] > 0
 
 
-def test_a_broken_int8_model_fails_the_export_check(small_data, tmp_path, monkeypatch):
+def test_a_broken_int8_model_is_flagged_in_the_manifest(small_data, tmp_path):
     """Calibrated on images scaled to nothing, the activations get useless ranges: the
-    predictions no longer agree with the float model and the export says so."""
-    from budgetnas.config import ExportIncomplete
+    int8 accuracy collapses and the manifest says the file fails its check."""
     spec = SPEC
     torch.manual_seed(0)
     net = build_model(spec)
     train(net, small_data, Recipe(optimizer="sgd", lr=0.1, batch_size=32, epochs=2), device=torch.device("cpu"), seed=0)
     data = (calibration_sample(small_data.train_x) * 1e-3, small_data.test_x, small_data.test_y)
-    with pytest.raises(ExportIncomplete, match="int8 model"):
-        export_bundle(tmp_path, spec, net.state_dict(), {"data": data_record("mnist")}, int8_data=data)
-    assert (tmp_path / "weights.pt").exists()  # what was measured is kept
+    manifest = export_bundle(tmp_path, spec, net.state_dict(), {"data": data_record("mnist")}, int8_data=data)
+    assert manifest["int8"]["ok"] is False and "points below the float model" in manifest["int8"]["problem"]
