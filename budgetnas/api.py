@@ -25,10 +25,19 @@ def runs_record(trials, number: int) -> dict | None:
             "rerun_trials": sorted(t.number for t in trials if t.user_attrs.get("rerun_of") == number)}
 
 
+def int8_inputs(data) -> tuple:
+    """(calibration sample, test images, test labels) for the int8 export, on the CPU."""
+    from .quantize import calibration_sample
+    return calibration_sample(data.train_x), data.test_x.cpu(), data.test_y.cpu()
+
+
 def export_trial(study, url: str, out: str | Path | None, trial: int | None = None, rank: int | None = None,
-                 sort: str = "accuracy", artifacts: str | None = None) -> tuple[Any, Path, dict]:
+                 sort: str = "accuracy", artifacts: str | None = None,
+                 data_dir: str | None = None) -> tuple[Any, Path, dict]:
     """Export a trained trial of ``study`` (stored at ``url``) into ``out`` (default
-    exports/STUDY-trialN): the trial chosen, the folder and the manifest."""
+    exports/STUDY-trialN): the trial chosen, the folder and the manifest. The study's
+    data (``data_dir`` where its files are elsewhere) calibrates and measures the int8
+    model; where it cannot be loaded, model.int8.onnx is skipped and the rest written."""
     from .export import data_record, export_bundle, load_state, prepare_out, resolve_weights, select_trial
     from .space import ArchSpec
     from .storage import artifacts_dir, redact
@@ -44,7 +53,8 @@ def export_trial(study, url: str, out: str | Path | None, trial: int | None = No
     meta = {
         "source": "search", "study": name, "storage": redact(url), "trial": chosen.number,
         "preset": a.get("preset"), "val_acc": a.get("val_acc"), "test_acc": a.get("test_acc"),
-        "budget": a.get("budget"), "seconds": a.get("seconds"), "history": a.get("history"),
+        "budget": a.get("budget"), "max_macs": a.get("max_macs"), "max_ram": a.get("max_ram"),
+        "seconds": a.get("seconds"), "history": a.get("history"),
         "seeds": {"trial": a.get("seed"), "sampler": settings.get("seed"), "split": settings.get("split_seed")},
         "recipe": a.get("recipe"), "runs": runs_record(study.get_trials(deepcopy=False), chosen.number),
         "data": data_record(settings.get("dataset", "mnist"), settings, val_size=settings.get("val_size"),
@@ -54,7 +64,13 @@ def export_trial(study, url: str, out: str | Path | None, trial: int | None = No
         "weights_from": str(weights),
     }
     title = f"Trial {chosen.number} of budgetnas study {name!r}"
-    return chosen, out, export_bundle(out, spec, state, meta, title)
+    from .data import load_data
+    from .search import config_from_study
+    try:
+        int8_data = int8_inputs(load_data(config_from_study(study, data_dir=data_dir).data))
+    except ConfigError as e:  # no data here: the other files are still worth writing
+        int8_data = f"the {settings.get('dataset', 'mnist')} images could not be loaded ({e}): pass --data-dir"
+    return chosen, out, export_bundle(out, spec, state, meta, title, int8_data=int8_data)
 
 
 @dataclass

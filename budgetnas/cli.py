@@ -34,6 +34,21 @@ def positive_int(text: str) -> int:
     return value
 
 
+SIZE_SUFFIXES = {"k": 1_000, "m": 1_000_000}
+
+
+def size_int(text: str) -> int:
+    """'300k' -> 300000, '2M' -> 2000000, '20000' -> 20000 (k = 1,000 and M = 1,000,000,
+    for bytes too)."""
+    t = text.strip().replace("_", "").replace(",", "")
+    scale = SIZE_SUFFIXES.get(t[-1:].lower(), 1) if t else 1
+    digits = t[:-1] if scale > 1 else t
+    if not digits.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size: use a whole number with an optional k (1,000) or "
+                                         "M (1,000,000) suffix, e.g. 300k")
+    return int(digits) * scale
+
+
 def tier_list(text: str) -> list[int]:
     """'2k,5k,10k,25k' -> [2000, 5000, 10000, 25000]."""
     tiers = [positive_int(t.strip()) for t in text.split(",") if t.strip()]
@@ -83,6 +98,10 @@ def build_parser() -> Parser:
 
     s = sub.add_parser("search", help="search architectures and training recipes under a budget")
     s.add_argument("--budget", type=positive_int, default=25_000, help="max trainable parameters (default 25000)")
+    s.add_argument("--max-macs", type=size_int, help="max multiply-accumulates per image, e.g. 300k or 2M "
+                                                    "(default: no limit)")
+    s.add_argument("--max-ram", type=size_int, help="max peak activation memory of one int8 inference in bytes, "
+                                                   "e.g. 20k (README: peak RAM; default: no limit)")
     s.add_argument("--epochs", type=int, default=1, help="training epochs per candidate (default 1)")
     s.add_argument("--trials", type=int, default=30,
                    help="stop when the study holds this many trained trials (complete or pruned; default 30)")
@@ -115,6 +134,8 @@ def build_parser() -> Parser:
 
     sp = sub.add_parser("space", help="how the search space uses a budget (2,000 sampled candidates)")
     sp.add_argument("--budget", type=positive_int, default=25_000)
+    sp.add_argument("--max-macs", type=size_int, help="also a MAC budget (per image), e.g. 300k")
+    sp.add_argument("--max-ram", type=size_int, help="also a peak int8 RAM budget in bytes, e.g. 20k")
     sp.add_argument("--samples", type=int, default=2000)
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--dataset", help=f"the data whose input the networks take: {DATASET_HELP} (default: "
@@ -140,6 +161,8 @@ def build_parser() -> Parser:
     rp = sub.add_parser("report", help="one self-contained HTML report of a study (works offline)")
     add_study_args(rp)
     rp.add_argument("--out", default="report.html", help="HTML file to write (default report.html)")
+    rp.add_argument("--cost", default="params", choices=["params", "macs", "ram"],
+                    help="the cost on the Pareto plot's x axis: params, MACs or peak int8 RAM (default params)")
     rp.set_defaults(func=cmd_report)
 
     db = sub.add_parser("dashboard", help="serve optuna-dashboard on a study's storage (live while a search runs)")
@@ -169,6 +192,8 @@ def build_parser() -> Parser:
                     help="the ranking --rank refers to (default accuracy)")
     ex.add_argument("--out", help="output folder (default exports/STUDY-trialN)")
     ex.add_argument("--artifacts", help="folder holding the study's trial_N.pt weights, if they moved")
+    ex.add_argument("--data-dir", help="folder with the idx files: training images calibrate model.int8.onnx, the "
+                                       "test set measures it (default: $BUDGETNAS_DATA or the user cache dir)")
     ex.set_defaults(func=cmd_export)
 
     tr = sub.add_parser("train", help="train an exported spec or a preset on the full training set; "
@@ -235,17 +260,13 @@ def load_existing_study(args: argparse.Namespace):
 
 # --- commands ---------------------------------------------------------------------------------
 def cmd_search(args: argparse.Namespace) -> int:
-    cfg = SearchConfig(budget=args.budget, epochs=args.epochs, trials=args.trials, timeout=args.timeout,
-                       study=args.study, storage=args.storage, artifacts=args.artifacts, seed=args.seed,
+    cfg = SearchConfig(budget=args.budget, max_macs=args.max_macs, max_ram=args.max_ram, epochs=args.epochs,
+                       trials=args.trials, timeout=args.timeout, study=args.study, storage=args.storage, artifacts=args.artifacts, seed=args.seed,
                        pruner=args.pruner, sampler=args.sampler, workers=args.workers, device=args.device,
                        confirm_top=args.confirm_top, reruns=args.reruns,
                        eval_points=args.eval_points, warm_start=args.warm_start, threads=args.threads,
                        data=data_config(args))
-    from .space import Space, smallest_params
-    floor = smallest_params(Space())
-    if cfg.budget < floor:
-        raise ConfigError(f"--budget {cfg.budget} is below the smallest network the space can build "
-                          f"({floor} params): use --budget {floor} or more")
+    check_floors(cfg.budget, cfg.max_macs, cfg.max_ram)
     if args.create_only:
         return create_study_only(cfg, storage_url(args, cfg.workers))
     if cfg.workers > 1:  # N processes on one study on this host
@@ -253,6 +274,19 @@ def cmd_search(args: argparse.Namespace) -> int:
         return run_parallel(cfg, storage_url(args, cfg.workers), progress=not args.no_progress)
     from .runner import run_search
     return run_search(cfg, storage_url(args, cfg.workers), progress=not args.no_progress)
+
+
+def check_floors(budget: int, max_macs: int | None, max_ram: int | None, space=None) -> None:
+    """ConfigError for a budget below the smallest network the space can build (by that
+    kind); the space of 28x28x1 images unless a data's space is given."""
+    from .space import Space, smallest_macs, smallest_params, smallest_ram
+    space = space or Space()
+    for flag, value, floor, unit in (("--budget", budget, smallest_params(space), "params"),
+                                     ("--max-macs", max_macs, smallest_macs(space), "MACs"),
+                                     ("--max-ram", max_ram, smallest_ram(space), "bytes of peak RAM")):
+        if value is not None and value < floor:
+            raise ConfigError(f"{flag} {value} is below the smallest network the space can build "
+                              f"({floor} {unit}): use {flag} {floor} or more")
 
 
 def create_study_only(cfg: SearchConfig, url: str) -> int:
@@ -323,15 +357,26 @@ def cmd_space(args: argparse.Namespace) -> int:
         space = data_space(data)
         print(f"input {space.in_channels}x{space.image_size}x{space.image_size}, {space.num_classes} classes, "
               f"{space.stages[0]}-{space.stages[1]} stages" + (", flips searched" if space.hflip else ""))
-    s = budget_use_summary(args.budget, args.samples, args.seed, space)
-    print(f"budget {s['budget']:,}: {s['within']}/{s['n']} sampled candidates within budget "
-          f"({100 * s['share_within']:.1f}%); the others are rejected before they are built")
+    check_floors(args.budget, args.max_macs, args.max_ram, space)
+    s = budget_use_summary(args.budget, args.samples, args.seed, space, max_macs=args.max_macs, max_ram=args.max_ram)
+    limits = ", ".join([f"budget {s['budget']:,}"] + [f"{name} {limit:,}" for name, limit in
+                                                       (("max MACs", args.max_macs), ("max RAM bytes", args.max_ram))
+                                                       if limit])
+    print(f"{limits}: {s['within']}/{s['n']} sampled candidates within "
+          f"{'every budget' if 'kinds' in s else 'budget'} ({100 * s['share_within']:.1f}%); "
+          "the others are rejected before they are built")
     if s["quantiles"]:
         q = s["quantiles"]
-        print("budget use of those within: " + ", ".join(f"p{int(k * 100)} {100 * v:.0f}%" for k, v in q.items()))
+        what = "use of the tightest budget" if "kinds" in s else "budget use"
+        print(f"{what} of those within: " + ", ".join(f"p{int(k * 100)} {100 * v:.0f}%" for k, v in q.items()))
         top = max(s["histogram"]) or 1
         for i, count in enumerate(s["histogram"]):
             print(f"  {10 * i:3d}-{10 * i + 10:3d}%  {count:5d}  {'#' * round(40 * count / top)}")
+    names = {"params": "params", "macs": "MACs", "ram": "peak RAM"}
+    for kind, k in s.get("kinds", {}).items():
+        if k["quantiles"]:
+            print(f"{names[kind]:>8} (limit {k['limit']:,}; tightest for {s['binding'][kind]} of {s['within']}): "
+                  + ", ".join(f"p{int(q * 100)} {100 * v:.0f}%" for q, v in k["quantiles"].items()))
     return 0
 
 
@@ -387,7 +432,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.out)
     check_writable(out)  # before the (slow) storage read and plots
     study = load_existing_study(args)
-    path = write_report(study, out, storage_label=redact(storage_url(args)))
+    path = write_report(study, out, storage_label=redact(storage_url(args)), cost=args.cost)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, self-contained, works offline): open it in a browser")
     return 0
 
@@ -479,7 +524,20 @@ def _print_bundle(manifest: dict) -> None:
              f"{name} {'skipped' if name in skipped else 'not run'}"
              for name in ("weights.pt", "model.py", "model.ts", "model.onnx")]
     print(f"checked (max |logit diff| vs the network, {checks['input']}): " + ", ".join(parts))
+    int8, lat = manifest.get("int8"), manifest.get("latency")
+    if int8:
+        b = int8["bytes"]
+        print(f"int8: model.int8.onnx test {100 * int8['int8_test_acc']:.2f}% vs float ONNX "
+              f"{100 * int8['float_onnx_test_acc']:.2f}% ({int8['test_images']:,} test images, same class on "
+              f"{100 * int8['agreement']:.2f}%); {b['model.int8.onnx']:,} vs {b['model.onnx']:,} bytes")
+        if int8.get("problem"):
+            print(f"warning: model.int8.onnx fails its check: {int8['problem']}")
+    if lat:
+        print("latency (median, 1 image, 1 thread, onnxruntime; measured on " + lat["machine"] + "): "
+              + ", ".join(f"{name} {ms:.3f} ms" for name, ms in lat["median_ms"].items()))
     for name, why in skipped.items():
+        if name == "model.int8.onnx" and "model.onnx" in skipped:
+            continue  # made from model.onnx: the note on model.onnx says why
         print(f"note: {name} skipped: {why}")
 
 
@@ -487,7 +545,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .api import export_trial
     study = load_existing_study(args)
     trial, out, manifest = export_trial(study, storage_url(args), args.out, args.trial, args.rank, args.sort,
-                                        args.artifacts)
+                                        args.artifacts, data_dir=args.data_dir)
     acc = lambda v: "-" if v is None else f"{100 * v:.2f}%"
     print(f"exported trial {trial.number} of study {args.study!r} ({manifest['params']:,} params, "
           f"val {acc(manifest['val_acc'])}, test {acc(manifest['test_acc'])}) to {out}")
@@ -531,6 +589,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _train_and_export(args, spec, recipe, name, dcfg, budget, source_manifest) -> int:
     import torch
     from tqdm import tqdm
+    from .api import int8_inputs
     from .data import load_data
     from .export import data_record, export_bundle, prepare_out
     from .model import build_model
@@ -592,7 +651,7 @@ def _train_and_export(args, spec, recipe, name, dcfg, budget, source_manifest) -
     if source_manifest:
         meta["parent"] = {k: source_manifest.get(k) for k in ("study", "trial", "val_acc", "test_acc")}
     manifest = export_bundle(out, spec, {k: v.cpu() for k, v in net.state_dict().items()}, meta,
-                             f"{name} trained by budgetnas for {recipe.epochs} epochs")
+                             f"{name} trained by budgetnas for {recipe.epochs} epochs", int8_data=int8_inputs(data))
     print(f"saved {out}: val {100 * result.val_acc:.2f}%, test {100 * result.test_acc:.2f}% "
           f"({manifest['params']:,} params, {result.seconds:.0f}s)")
     _print_bundle(manifest)

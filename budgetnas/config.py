@@ -110,6 +110,8 @@ class Recipe:
 @dataclass(frozen=True)
 class SearchConfig:
     budget: int = 25_000  # max trainable parameters
+    max_macs: int | None = None  # max multiply-accumulates per image (space.macs); None: no limit
+    max_ram: int | None = None  # max peak activation bytes of one int8 inference (space.peak_ram); None: no limit
     epochs: int = 1
     trials: int | None = 30  # trained trials the study should hold (all workers together)
     timeout: float | None = None  # seconds
@@ -139,6 +141,9 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         _check(self.budget >= 1, f"--budget must be a positive number of parameters (got {self.budget})")
+        _check(self.max_macs is None or self.max_macs >= 1,
+               f"--max-macs must be a positive number of multiply-accumulates (got {self.max_macs})")
+        _check(self.max_ram is None or self.max_ram >= 1, f"--max-ram must be a positive number of bytes (got {self.max_ram})")
         _check(self.epochs >= 1, f"--epochs must be at least 1 (got {self.epochs})")
         _check(self.trials is None or self.trials >= 1, f"--trials must be at least 1 (got {self.trials})")
         _check(self.timeout is None or self.timeout > 0, f"--timeout must be positive seconds (got {self.timeout})")

@@ -29,11 +29,12 @@ from typing import Any, Iterable
 import torch
 
 from . import model as model_module
+from . import quantize
 from .config import VERSION as __version__
 from .config import ConfigError, ExportIncomplete
 from .data import REGISTRY
 from .model import build_model, spec_dict_for_build
-from .space import ArchSpec, macs, param_count
+from .space import ArchSpec, macs, param_count, peak_ram
 
 FORMAT = "budgetnas-export/1"
 BUNDLE_FILES = ("spec.json", "model.py", "weights.pt", "model.ts", "model.onnx")
@@ -416,7 +417,7 @@ def _write_measured(out: Path, spec: ArchSpec, net: torch.nn.Module, manifest: d
 
 
 def export_bundle(out: str | Path, spec: ArchSpec, state: dict[str, torch.Tensor], meta: dict,
-                  title: str = "budgetnas export") -> dict:
+                  title: str = "budgetnas export", int8_data: tuple | str | None = None) -> dict:
     """Write a bundle into ``out`` from a spec and its trained state_dict, reload every
     file and check it; return the manifest (written as manifest.json).
 
@@ -428,6 +429,12 @@ def export_bundle(out: str | Path, spec: ArchSpec, state: dict[str, torch.Tensor
     the self-check. A failure after the first step raises ExportIncomplete, whose one-line
     message says what was kept and where. Without the onnx package model.onnx is skipped
     (recorded in the manifest's ``skipped``), not an error.
+
+    ``int8_data``: (calibration images, test images, test labels), normalised tensors:
+    then ``model.int8.onnx`` is written too (see quantize.py), its test accuracy measured
+    next to the float ONNX one, checked (predictions, not logits), and both files' median
+    single-image latency measured. A string instead says why there are no images; it
+    is recorded in ``skipped`` as is a missing onnx or onnxruntime.
     """
     out = prepare_out(out)
     data = meta.get("data") or data_record("mnist")
@@ -437,7 +444,7 @@ def export_bundle(out: str | Path, spec: ArchSpec, state: dict[str, torch.Tensor
     manifest = {
         "format": FORMAT, "title": title, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "complete": False,  # true once every file is written and checked
-        "params": params, "macs": macs(spec), "budget": budget,
+        "params": params, "macs": macs(spec), "ram": peak_ram(spec), "budget": budget,
         "budget_use": params / budget if budget else None,
         **meta,
         "spec": spec.to_dict(),
@@ -476,9 +483,24 @@ def export_bundle(out: str | Path, spec: ArchSpec, state: dict[str, torch.Tensor
             del paths["model.onnx"]
         else:
             exporters["onnx"] = save_onnx(net, paths["model.onnx"], x)
+        step = "model.int8.onnx"
+        int8 = None
+        why_not = skipped.get("model.onnx") or quantize.unavailable() or (
+            int8_data if isinstance(int8_data, str) else None if int8_data else "no images were given to calibrate it")
+        if why_not:
+            skipped["model.int8.onnx"] = why_not
+        else:
+            paths["model.int8.onnx"] = out / "model.int8.onnx"
+            int8, problem = quantize.export_int8(paths["model.onnx"], paths["model.int8.onnx"], *int8_data)
+            int8.update(ok=problem is None, problem=problem)  # a weak int8 model is kept, flagged, and said so
         step = "the self-check"
         checks = _check_files(paths, ref, x)
-        manifest.update(exporters=exporters, checks=checks, skipped=skipped, complete=True,
+        step = "the latency measurement"
+        onnx_files = {n: paths[n] for n in ("model.onnx", "model.int8.onnx") if n in paths}
+        if onnx_files and not quantize.unavailable():
+            image = int8_data[1][0] if isinstance(int8_data, tuple) else x[0]
+            manifest["latency"] = quantize.latency(onnx_files, image)
+        manifest.update(exporters=exporters, checks=checks, skipped=skipped, complete=True, int8=int8,
                         files={name: {"sha256": sha256(p), "bytes": p.stat().st_size} for name, p in paths.items()})
         step = "manifest.json"
         _write_text(out / "manifest.json", json.dumps(manifest, indent=2, default=str) + "\n")

@@ -39,6 +39,7 @@ class Entry:
     pareto: bool = False
     extra: dict = field(default_factory=dict)
     runs: tuple = ()  # ((val_acc, test_acc), ...) of every run, this trial's first; () if never re-run
+    ram: int | None = None  # peak activation bytes of one int8 inference (space.peak_ram)
 
     @property
     def n_runs(self) -> int:
@@ -126,7 +127,7 @@ def entry_from_trial(trial: Any) -> Entry:
     a = trial.user_attrs
     return Entry(trial=trial.number, state=_state(trial), val_acc=a.get("val_acc"), test_acc=a.get("test_acc"),
                  params=a.get("params"), macs=a.get("macs"), budget=a.get("budget"), seconds=a.get("seconds"),
-                 spec=a.get("spec"), recipe=a.get("recipe"), preset=a.get("preset"),
+                 spec=a.get("spec"), recipe=a.get("recipe"), preset=a.get("preset"), ram=a.get("ram"),
                  extra={k: a[k] for k in ("weights", "seed", "history", "pruned_at", "pruned_reason", "rejected",
                                           "rerun_of") if k in a})
 
@@ -199,8 +200,15 @@ def pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f}"
 
 
-COLUMNS = ("rank", "trial", "val acc %", "test acc %", "runs", "params", "budget %", "acc/1k params", "score",
-           "seconds", "pareto")
+COLUMNS = ("rank", "trial", "val acc %", "test acc %", "runs", "params", "budget %", "MACs", "RAM bytes",
+           "acc/1k params", "score", "seconds", "pareto")
+
+
+def count_cell(n: int | None) -> str:
+    """A count as '12.3k' / '1.25M' (MACs, bytes), '-' for None (trials stored before it was counted)."""
+    if n is None:
+        return "-"
+    return f"{n / 1e6:.2f}M" if n >= 1_000_000 else f"{n / 1e3:.1f}k" if n >= 10_000 else f"{n:,}"
 
 
 def runs_cell(e: Entry) -> str:
@@ -216,7 +224,7 @@ def rows(entries: list[Entry]) -> list[list[str]]:
     for i, e in enumerate(entries, 1):
         out.append([str(i) if e.state == "complete" else e.state, str(e.trial), pct(e.sel_acc), pct(e.test_mean),
                     runs_cell(e),
-                    f"{e.params:,}" if e.params else "-", pct(e.budget_use),
+                    f"{e.params:,}" if e.params else "-", pct(e.budget_use), count_cell(e.macs), count_cell(e.ram),
                     f"{e.acc_per_kparam:.2f}" if e.acc_per_kparam else "-",
                     f"{e.score:.2f}" if e.score is not None else "-",
                     f"{e.seconds:.1f}" if e.seconds is not None else "-", "*" if e.pareto else ""])
@@ -273,7 +281,7 @@ def records(entries: list[Entry]) -> list[dict[str, Any]]:
 
 
 CSV_FIELDS = ("rank", "trial", "state", "val_acc", "test_acc", "n_runs", "val_mean", "val_std", "test_mean", "test_std",
-              "params", "macs", "budget", "budget_use", "seconds", "score", "pareto", "preset", "rerun_of", "arch", "spec")
+              "params", "macs", "ram", "budget", "budget_use", "seconds", "score", "pareto", "preset", "rerun_of", "arch", "spec")
 
 
 def format_csv(entries: list[Entry]) -> str:
@@ -325,12 +333,12 @@ def format_markdown(entries: list[Entry], best: list[tuple[int, Entry | None]] |
     return out
 
 
-TIER_COLUMNS = ("params <=", "trial", "val acc %", "test acc %", "params")
+TIER_COLUMNS = ("params <=", "trial", "val acc %", "test acc %", "params", "MACs", "RAM bytes")
 
 
 def tier_rows(best: list[tuple[int, Entry | None]]) -> list[list[str]]:
-    return [[f"{t:,}", str(e.trial), pct(e.sel_acc), pct(e.test_mean), f"{e.params:,}"] if e else
-            [f"{t:,}", "-", "-", "-", "-"] for t, e in best]
+    return [[f"{t:,}", str(e.trial), pct(e.sel_acc), pct(e.test_mean), f"{e.params:,}", count_cell(e.macs),
+             count_cell(e.ram)] if e else [f"{t:,}", "-", "-", "-", "-", "-", "-"] for t, e in best]
 
 
 def _plain_table(header: Iterable[str], body: list[list[str]]) -> str:

@@ -20,6 +20,8 @@ def event_line(e) -> str:
     if e.state == "pruned":
         acc = f"  val {100 * e.val_acc:.2f}%" if e.val_acc is not None else ""
         return f"{head}  {e.reason}{acc}  {e.seconds:.1f}s"
+    if e.reason and e.reason != "over budget":  # over the MAC or RAM budget: the reason says which
+        return f"{head}  {e.reason}: never built"
     return f"{head}  over the {e.budget:,} budget: never built"
 
 

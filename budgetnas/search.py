@@ -24,17 +24,19 @@ import torch
 from .config import ConfigError, DataConfig, Recipe, SearchConfig, is_builtin
 from .data import Data, identity
 from .model import build_model
-from .space import ArchSpec, Space, default_trials, macs, param_count, sample_recipe, sample_spec, space_for
+from .space import (ArchSpec, Space, default_trials, macs, over_budgets, param_count, peak_ram, sample_recipe,
+                    sample_spec, space_for)
 from .storage import heartbeat_settings
 from .train import Diverged, train
 
 # Study user attrs that pin a study's meaning: a worker or a rerun reads them, and a
 # rerun with different values is refused (its trials would not be comparable).
-PINNED = ("budget", "epochs", "dataset", "val_size", "split_seed", "eval_points", "train_limit", "train_fraction",
-          "image_size", "channels", "hflip")
+PINNED = ("budget", "max_macs", "max_ram", "epochs", "dataset", "val_size", "split_seed", "eval_points", "train_limit",
+          "train_fraction", "image_size", "channels", "hflip")
 # the data's identity (data.identity), pinned too; a study made before it was recorded has none
 IDENTITY = ("fingerprint", "images", "shape", "classes")
 TARGET_ATTR = "target_trials"  # study user attr: trained trials the study should hold
+UNITS = {"params": "params", "macs": "MACs", "ram": "bytes"}  # what each budget kind counts
 RERUN_ATTR = "rerun_of"  # trial user attr: this trial re-trains trial N's candidate with a new seed
 
 
@@ -93,7 +95,8 @@ def study_settings(cfg: SearchConfig, data: Data | None = None) -> dict:
     """The settings a study is pinned to. With ``data``: its identity (fingerprint,
     image count, shape, class names), normalisation and the space it implies."""
     d = cfg.data
-    settings = {"budget": cfg.budget, "epochs": cfg.epochs, "dataset": d.dataset, "val_size": d.val_size,
+    settings = {"budget": cfg.budget, "max_macs": cfg.max_macs, "max_ram": cfg.max_ram, "epochs": cfg.epochs,
+                "dataset": d.dataset, "val_size": d.val_size,
                 "split_seed": d.split_seed, "eval_points": cfg.eval_points, "train_limit": d.train_limit,
                 "train_fraction": d.train_fraction, "subset_method": d.subset_method, "curriculum": d.curriculum,
                 "seed": cfg.seed, "pruner": cfg.pruner, "sampler": cfg.sampler,
@@ -188,7 +191,8 @@ def config_from_study(study: optuna.Study, **overrides) -> SearchConfig:
                       subset_method=s.get("subset_method", "random"), curriculum=s.get("curriculum", False),
                       image_size=s.get("image_size"), channels=s.get("channels"), hflip=s.get("hflip", "auto"),
                       data_dir=data_dir)
-    return SearchConfig(budget=s["budget"], epochs=s["epochs"], study=study.study_name, seed=s["seed"],
+    return SearchConfig(budget=s["budget"], max_macs=s.get("max_macs"), max_ram=s.get("max_ram"), epochs=s["epochs"],
+                        study=study.study_name, seed=s["seed"],
                         pruner=s["pruner"], sampler=s["sampler"], eval_points=s["eval_points"], data=data,
                         confirm_top=s.get("confirm_top", 0), reruns=s.get("reruns", 2), **overrides)
 
@@ -208,14 +212,30 @@ def rerun_seed(seed: int, run: int) -> int:
     return (seed + 7_919 * run) % (2 ** 31)
 
 
-def architecture_note(spec: ArchSpec, params: int, budget: int) -> str:
-    """A markdown note (for optuna-dashboard): the architecture as a small table."""
+def architecture_note(spec: ArchSpec, params: int, budget: int, max_macs: int | None = None,
+                      max_ram: int | None = None) -> str:
+    """A markdown note (for optuna-dashboard): the architecture as a small table, with
+    its MACs and peak int8 RAM (and their share of the limits given)."""
     from .space import layer_table
-    rows = ["| layer | output | params |", "|---|---|---|"]
-    rows += [f"| {r['layer']} | {'x'.join(map(str, r['shape']))} | {r['params']:,} |" for r in layer_table(spec)]
-    verdict = " **over budget: rejected, never built**" if params > budget else ""
+    rows = ["| layer | output | params | MACs |", "|---|---|---|---|"]
+    rows += [f"| {r['layer']} | {'x'.join(map(str, r['shape']))} | {r['params']:,} | {r['macs']:,} |"
+             for r in layer_table(spec)]
+    over = over_budgets(spec, budget, max_macs, max_ram)
+    verdict = f" **over budget: rejected, never built** (over the {' and '.join(over)} limit)" if over else ""
+    share = lambda v, limit: f" ({100 * v / limit:.1f}% of {limit:,})" if limit else ""
+    n_macs, ram = macs(spec), peak_ram(spec)
     return (f"**{params:,} params** ({100 * params / budget:.1f}% of the {budget:,} budget){verdict}\n\n"
-            + "\n".join(rows))
+            f"{n_macs:,} MACs per image{share(n_macs, max_macs)}; peak RAM of an int8 inference "
+            f"{ram:,} bytes{share(ram, max_ram)}\n\n" + "\n".join(rows))
+
+
+def rejection_reason(over: dict[str, tuple[int, int]]) -> str:
+    """'over budget' (the parameter budget alone: the line says which), else e.g.
+    'over the MAC budget (412,000 > 300,000)' for the budgets a spec exceeds."""
+    if set(over) == {"params"}:
+        return "over budget"
+    names = {"params": "parameter", "macs": "MAC", "ram": "RAM"}
+    return "; ".join(f"over the {names[k]} budget ({v:,} > {limit:,} {UNITS[k]})" for k, (v, limit) in over.items())
 
 
 class Objective:
@@ -235,22 +255,30 @@ class Objective:
         t0 = time.perf_counter()
         cfg = self.cfg
         preset = trial.user_attrs.get("preset_spec")
-        spec = ArchSpec.from_dict(preset) if preset else sample_spec(trial, self.space, cfg.budget)
-        params = param_count(spec)
+        spec = (ArchSpec.from_dict(preset) if preset else
+                sample_spec(trial, self.space, cfg.budget, cfg.max_macs, cfg.max_ram))
+        params, n_macs, ram = param_count(spec), macs(spec), peak_ram(spec)
         with warnings.catch_warnings():
             # a retried trial (after a kill) inherits this same value; Optuna warns and keeps it
             warnings.filterwarnings("ignore", message="The constraint value is ignored")
             trial.set_constraint("params_over_budget", float(params - cfg.budget))
-        trial.set_user_attr("params", params)
-        trial.set_user_attr("budget", cfg.budget)
-        trial.set_user_attr("worker", worker_name())
+            if cfg.max_macs is not None:
+                trial.set_constraint("macs_over_budget", float(n_macs - cfg.max_macs))
+            if cfg.max_ram is not None:
+                trial.set_constraint("ram_over_budget", float(ram - cfg.max_ram))
+        for key, value in (("params", params), ("budget", cfg.budget), ("macs", n_macs), ("ram", ram),
+                           ("max_macs", cfg.max_macs), ("max_ram", cfg.max_ram), ("worker", worker_name())):
+            trial.set_user_attr(key, value)
         self._note(trial, spec, params)
-        if params > cfg.budget:  # rejected before any model exists (few storage writes: ~ms)
+        over = over_budgets(spec, cfg.budget, cfg.max_macs, cfg.max_ram)
+        if over:  # rejected before any model exists (few storage writes: ~ms)
+            what = "; ".join(f"{v} {UNITS[k]} > {k} budget {limit}" for k, (v, limit) in over.items())
             trial.set_user_attr("spec", spec.to_dict())
-            trial.set_user_attr("rejected", f"{params} params > budget {cfg.budget}")
+            trial.set_user_attr("rejected", what)
+            trial.set_user_attr("rejected_by", list(over))  # which budgets: params, macs, ram
             self.on_event(TrialEvent(trial.number, "rejected", params, cfg.budget, seconds=time.perf_counter() - t0,
-                                     reason="over budget"))
-            raise optuna.TrialPruned(f"over budget: {params} > {cfg.budget}")
+                                     reason=rejection_reason(over)))
+            raise optuna.TrialPruned(f"over budget: {what}")
         if preset:  # an enqueued seed model (--warm-start presets): fixed spec and recipe
             recipe = Recipe.from_dict({**trial.user_attrs["preset_recipe"], "epochs": cfg.epochs})
         else:
@@ -259,7 +287,7 @@ class Objective:
         # (a re-run's seed is set when it is queued)
         seed = trial.user_attrs.get("seed", trial_seed(cfg.seed, trial.number))
         rerun_of = trial.user_attrs.get(RERUN_ATTR)
-        for key, value in (("spec", spec.to_dict()), ("recipe", recipe.to_dict()), ("macs", macs(spec)),
+        for key, value in (("spec", spec.to_dict()), ("recipe", recipe.to_dict()),
                            ("seed", seed), ("budget_use", params / cfg.budget)):
             trial.set_user_attr(key, value)
         torch.manual_seed(seed)
@@ -302,7 +330,7 @@ class Objective:
     def _note(self, trial: optuna.Trial, spec: ArchSpec, params: int) -> None:
         try:
             from optuna_dashboard import save_note
-            save_note(trial, architecture_note(spec, params, self.cfg.budget))
+            save_note(trial, architecture_note(spec, params, self.cfg.budget, self.cfg.max_macs, self.cfg.max_ram))
         except Exception:  # a note is a convenience: never let it fail a trial
             pass
 

@@ -189,6 +189,40 @@ def macs(spec: ArchSpec) -> int:
     return sum(r["macs"] for r in layer_table(spec))
 
 
+def activation_table(spec: ArchSpec) -> list[dict[str, Any]]:
+    """Per step of one int8 inference: name, input and output elements, and the bytes
+    alive while it runs (input + output, 1 byte per element). The steps are those of a
+    deployed network: each conv (BatchNorm folded into it, ReLU applied in place), each
+    2x2 max pool, the global average pool, each linear layer. Flatten is a view of the
+    feature map (no new tensor) and dropout is gone at inference: neither is a step."""
+    rows = []
+    for i, (l, cin, s_in, cout, s) in enumerate(walk(spec)):
+        a, b = cin * s_in * s_in, cout * s * s
+        rows.append({"name": f"features.{i}", "in": a, "out": b, "bytes": a + b})
+    c, s = feature_shape(spec)
+    if spec.head == "gap" or not spec.linear:
+        rows.append({"name": "head.pool", "in": c * s * s, "out": c, "bytes": c * s * s + c})
+    dims = head_dims(spec)
+    for j, (d_in, d_out) in enumerate(zip(dims, dims[1:])):
+        rows.append({"name": f"head.fc{j}", "in": d_in, "out": d_out, "bytes": d_in + d_out})
+    return rows
+
+
+def peak_ram(spec: ArchSpec) -> int:
+    """Peak activation memory of one int8 inference, in bytes: what a ``--max-ram`` budget limits.
+
+    Definition: the largest sum of the tensors that must be alive at once, step by step
+    (see activation_table): while a layer runs, its input and its output are alive, at 1
+    byte per element (int8), and nothing else, because these networks are plain chains
+    (no skip connection keeps an earlier tensor alive for a later layer). So it is
+    ``max over steps of (input elements + output elements)``; the first conv counts the
+    input image. Weights (flash) and the runtime's own scratch buffers are not counted.
+    Equal to the same maximum measured on the built model's feature maps with forward
+    hooks (tested).
+    """
+    return max(r["bytes"] for r in activation_table(spec))
+
+
 def validate(spec: ArchSpec) -> None:
     """Raise ConfigError if the spec cannot be built."""
     if spec.head not in ("gap", "flatten"):
@@ -278,26 +312,45 @@ def stage_spec(stages: int, convs: int, widths: list[int], last_pool: bool, head
 MIN_WIDTH = 4  # channels: narrower convs are not worth their per-layer overhead
 
 
-def fit_widths(make, budget_target: float, growth: float, step: int) -> ArchSpec:
-    """The widest spec ``make(widths)`` whose parameter count is <= budget_target, with
-    widths base*growth^i rounded to ``step``; the narrowest one if none fits."""
+def fit_widths(make, budget_target: float, growth: float, step: int, fits=None) -> ArchSpec:
+    """The widest spec ``make(widths)`` whose parameter count is <= budget_target (or, with
+    ``fits``, for which ``fits(spec)`` holds), with widths base*growth^i rounded to
+    ``step``; the narrowest one if none fits."""
 
     def widths(base: int) -> list[int]:
         return [max(MIN_WIDTH, int(round(base * growth ** i / step)) * step) for i in range(8)]
 
+    ok = fits or (lambda spec: param_count(spec) <= budget_target)
     lo, hi = MIN_WIDTH, MIN_WIDTH
-    while param_count(make(widths(hi))) <= budget_target and hi < 4096:
+    while ok(make(widths(hi))) and hi < 4096:
         lo, hi = hi, hi * 2
-    if param_count(make(widths(lo))) > budget_target:
+    if not ok(make(widths(lo))):
         return make(widths(lo))
     while hi - lo > 1:  # invariant: lo fits, hi does not (or is the cap)
         mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if param_count(make(widths(mid))) <= budget_target else (lo, mid)
+        lo, hi = (mid, hi) if ok(make(widths(mid))) else (lo, mid)
     return make(widths(lo))
 
 
-def sample_spec(trial: "optuna.trial.BaseTrial", space: Space, budget: int) -> ArchSpec:
-    """Sample an architecture. Works with a real trial and with optuna.trial.FixedTrial."""
+def within(spec: ArchSpec, budget: float, max_macs: float | None = None, max_ram: float | None = None) -> bool:
+    """Whether a spec is inside every limit given: parameters, MACs, peak RAM (bytes)."""
+    return (param_count(spec) <= budget and (max_macs is None or macs(spec) <= max_macs)
+            and (max_ram is None or peak_ram(spec) <= max_ram))
+
+
+def over_budgets(spec: ArchSpec, budget: int, max_macs: int | None = None, max_ram: int | None = None
+                 ) -> dict[str, tuple[int, int]]:
+    """The budgets a spec exceeds: {'params' | 'macs' | 'ram': (its value, the limit)}."""
+    values = {"params": (param_count(spec), budget), "macs": (macs(spec) if max_macs else 0, max_macs),
+              "ram": (peak_ram(spec) if max_ram else 0, max_ram)}
+    return {kind: (v, limit) for kind, (v, limit) in values.items() if limit is not None and v > limit}
+
+
+def sample_spec(trial: "optuna.trial.BaseTrial", space: Space, budget: int, max_macs: int | None = None,
+                max_ram: int | None = None) -> ArchSpec:
+    """Sample an architecture. Works with a real trial and with optuna.trial.FixedTrial.
+    The widths fill the sampled share of the tightest budget: the widest spec with
+    params, MACs and peak RAM each <= fill x its limit (those given)."""
     stages = trial.suggest_int("stages", *space.stages)
     convs = trial.suggest_int("convs_per_stage", *space.convs_per_stage)
     growth = trial.suggest_categorical("growth", list(space.growth))
@@ -313,7 +366,11 @@ def sample_spec(trial: "optuna.trial.BaseTrial", space: Space, budget: int) -> A
         return stage_spec(stages, convs, widths, last_pool, head, hidden, conv_dropout, head_dropout, sep,
                           space.in_channels, space.image_size, space.num_classes)
 
-    return fit_widths(make, fill * budget, growth, space.width_step)
+    if max_macs is None and max_ram is None:
+        return fit_widths(make, fill * budget, growth, space.width_step)
+    return fit_widths(make, fill * budget, growth, space.width_step,
+                      fits=lambda spec: within(spec, fill * budget, max_macs and fill * max_macs,
+                                               max_ram and fill * max_ram))
 
 
 def sample_recipe(trial: "optuna.trial.BaseTrial", space: Space, epochs: int) -> Recipe:
@@ -380,23 +437,63 @@ def smallest_params(space: Space) -> int:
                for sep in space.separable)
 
 
-def budget_use_summary(budget: int, n: int = 2000, seed: int = 0, space: Space | None = None) -> dict[str, Any]:
+def smallest_of(space: Space, count) -> int:
+    """The least ``count(spec)`` (macs, peak_ram...) of the narrowest specs of the space
+    with the fewest stages and convs, plain or separable, with a pool after the last stage."""
+    return min(count(stage_spec(space.stages[0], space.convs_per_stage[0], [MIN_WIDTH] * 8, True, "gap", 0,
+                                0.0, 0.0, sep, space.in_channels, space.image_size, space.num_classes))
+               for sep in space.separable)
+
+
+def smallest_macs(space: Space) -> int:
+    """The fewest MACs a spec of the space can have: a --max-macs below it finds nothing."""
+    return smallest_of(space, macs)
+
+
+def smallest_ram(space: Space) -> int:
+    """The least peak RAM (bytes) a spec of the space can have: a --max-ram below it finds nothing."""
+    return smallest_of(space, peak_ram)
+
+
+def _use_stats(uses: list[float]) -> dict[str, Any]:
+    inside = sorted(uses)
+    quant = {q: inside[min(len(inside) - 1, int(q * len(inside)))] for q in (0.1, 0.25, 0.5, 0.75, 0.9)} if inside else {}
+    hist = [0] * 10
+    for u in inside:
+        hist[min(9, int(u * 10))] += 1
+    return {"quantiles": quant, "histogram": hist}
+
+
+def budget_use_summary(budget: int, n: int = 2000, seed: int = 0, space: Space | None = None,
+                       max_macs: int | None = None, max_ram: int | None = None) -> dict[str, Any]:
     """Sample n candidates with a random sampler: share within budget and the
-    distribution of budget use (params / budget) among them."""
+    distribution of budget use (params / budget) among them. With MAC or RAM limits,
+    'within' means inside every limit, and ``kinds`` holds the use of each budget
+    (value / limit) among those within, and ``binding`` how often each was the tightest."""
     import optuna  # lazily: space.py needs optuna only to drive sampling here
 
     space = space or Space()
     sampler = optuna.samplers.RandomSampler(seed=seed)
     study = optuna.create_study(sampler=sampler)
-    uses = []
+    limits = {k: v for k, v in (("params", budget), ("macs", max_macs), ("ram", max_ram)) if v}
+    counts = {"params": param_count, "macs": macs, "ram": peak_ram}
+    uses, ok = [], []  # the tightest use of each candidate; the use of each budget by those within
     for _ in range(n):
         trial = study.ask()
-        uses.append(param_count(sample_spec(trial, space, budget)) / budget)
+        spec = sample_spec(trial, space, budget, max_macs, max_ram)
+        use = {k: counts[k](spec) / limit for k, limit in limits.items()}
+        uses.append(max(use.values()))
+        if uses[-1] <= 1.0:
+            ok.append(use)
         study.tell(trial, 0.0)
+    extra: dict[str, Any] = {}
+    if len(limits) > 1:
+        extra["kinds"] = {k: {"limit": limit, **_use_stats([u[k] for u in ok])} for k, limit in limits.items()}
+        extra["binding"] = {k: sum(1 for u in ok if max(u, key=u.get) == k) for k in limits}
     inside = sorted(u for u in uses if u <= 1.0)
     quant = {q: inside[min(len(inside) - 1, int(q * len(inside)))] for q in (0.1, 0.25, 0.5, 0.75, 0.9)} if inside else {}
     hist = [0] * 10
     for u in inside:
         hist[min(9, int(u * 10))] += 1
     return {"budget": budget, "n": n, "within": len(inside), "share_within": len(inside) / n,
-            "quantiles": quant, "histogram": hist}
+            "quantiles": quant, "histogram": hist, **extra}

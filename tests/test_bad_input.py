@@ -15,7 +15,7 @@ import torch
 from owndata import write_bad_data
 from procs import budgetnas, cli_env, fingerprint, run
 
-from budgetnas.space import Space, smallest_params
+from budgetnas.space import Space, smallest_macs, smallest_params, smallest_ram
 
 SECRET = "s3cr3t-pw"
 FLOOR = smallest_params(Space())
@@ -154,6 +154,19 @@ CASES = [
     ("train-epochs-zero", ("train", "--preset", "A", "--epochs", "0", *DATA), {}, "--epochs must be at least 1"),
     ("train-unknown-preset", ("train", "--preset", "Z", "--epochs", "1", *DATA), {}, "unknown preset 'Z'"),
     ("unknown-command", ("fly",), {}, "invalid choice: 'fly'"),
+    # MAC and peak-RAM budgets (issue 16)
+    ("max-macs-below-smallest", ("search", *STUDY, *DATA, "--max-macs", "1k"), {},
+     f"--max-macs 1000 is below the smallest network the space can build ({smallest_macs(Space())} MACs): "
+     f"use --max-macs {smallest_macs(Space())} or more"),
+    ("max-ram-below-smallest", ("search", *STUDY, *DATA, "--max-ram", "100"), {},
+     f"--max-ram 100 is below the smallest network the space can build ({smallest_ram(Space())} bytes of peak "
+     f"RAM): use --max-ram {smallest_ram(Space())} or more"),
+    ("max-macs-malformed", ("search", *STUDY, *DATA, "--max-macs", "12q"), {},
+     "'12q' is not a size: use a whole number with an optional k (1,000) or M (1,000,000) suffix"),
+    ("max-ram-fraction", ("search", *STUDY, *DATA, "--max-ram", "2.5k"), {}, "'2.5k' is not a size"),
+    ("max-ram-zero", ("search", *STUDY, *DATA, "--max-ram", "0"), {}, "--max-ram must be a positive number of bytes"),
+    ("space-max-macs-below-smallest", ("space", "--max-macs", "300"), {}, "use --max-macs"),
+    ("study-max-macs-differ", ("search", *STUDY, *DATA, "--max-macs", "2M"), {}, "was made with max_macs=None, not 2000000"),
 ]
 try:
     import torchvision  # noqa: F401
