@@ -11,8 +11,8 @@ import os
 import sys
 from pathlib import Path
 
-from .config import (DATASETS, DEVICES, PRUNERS, SAMPLERS, ConfigError, DataConfig, ExportIncomplete, SearchConfig,
-                     default_storage_url)
+from .config import (DATASET_HELP, DEVICES, PRUNERS, SAMPLERS, ConfigError, DataConfig, ExportIncomplete,
+                     SearchConfig, default_storage_url, is_builtin)
 
 EXIT_FAILED = 1  # a step after training failed; what was kept is said in one line
 EXIT_BAD_INPUT = 2
@@ -34,6 +34,21 @@ def positive_int(text: str) -> int:
     return value
 
 
+SIZE_SUFFIXES = {"k": 1_000, "m": 1_000_000}
+
+
+def size_int(text: str) -> int:
+    """'300k' -> 300000, '2M' -> 2000000, '20000' -> 20000 (k = 1,000 and M = 1,000,000,
+    for bytes too)."""
+    t = text.strip().replace("_", "").replace(",", "")
+    scale = SIZE_SUFFIXES.get(t[-1:].lower(), 1) if t else 1
+    digits = t[:-1] if scale > 1 else t
+    if not digits.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size: use a whole number with an optional k (1,000) or "
+                                         "M (1,000,000) suffix, e.g. 300k")
+    return int(digits) * scale
+
+
 def tier_list(text: str) -> list[int]:
     """'2k,5k,10k,25k' -> [2000, 5000, 10000, 25000]."""
     tiers = [positive_int(t.strip()) for t in text.split(",") if t.strip()]
@@ -43,11 +58,17 @@ def tier_list(text: str) -> list[int]:
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="mnist", help=f"one of {', '.join(DATASETS)} (default mnist)")
-    p.add_argument("--data-dir", help="folder with the idx files (default: $BUDGETNAS_DATA or the user cache dir)")
-    p.add_argument("--val-size", type=positive_int, default=5000, help="validation images held out of training")
-    p.add_argument("--split-seed", type=int, default=0, help="seed of the train/validation split")
+    p.add_argument("--dataset", help=f"{DATASET_HELP} (default mnist; see README, 'Your own data')")
+    p.add_argument("--data-dir", help="folder with the idx files, or torchvision's download folder "
+                                      "(default: $BUDGETNAS_DATA or the user cache dir)")
+    p.add_argument("--val-size", type=positive_int, help="validation images held out of training "
+                                                         "(default 5000; own data: 10%% of it, at most 5000)")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the train/validation (and held-out test) split")
     p.add_argument("--train-limit", type=positive_int, help="use only N training images (smoke runs, tests)")
+    p.add_argument("--image-size", type=int, help="resize every image to S x S pixels (default: as stored)")
+    p.add_argument("--channels", type=int, help="convert to 1 (gray) or 3 (RGB) channels (default: as stored)")
+    p.add_argument("--hflip", choices=["auto", "yes", "no"], default="auto",
+                   help="offer horizontal flips to the search (default auto: for own color images, never for digits)")
 
 
 def add_study_args(p: argparse.ArgumentParser, required: bool = False) -> None:
@@ -56,12 +77,19 @@ def add_study_args(p: argparse.ArgumentParser, required: bool = False) -> None:
                                      "(default sqlite:///studies/STUDY.db)")
 
 
-def data_config(args: argparse.Namespace) -> DataConfig:
-    return DataConfig(dataset=args.dataset, data_dir=args.data_dir, val_size=args.val_size,
+def data_config(args: argparse.Namespace, defaults: dict | None = None) -> DataConfig:
+    """The data flags; ``defaults`` (an export's data record) fills in what is not given."""
+    defaults = defaults or {}
+    dataset = args.dataset or defaults.get("dataset") or "mnist"
+    image_size = args.image_size if args.image_size is not None else defaults.get("image_size")
+    channels = args.channels if args.channels is not None else defaults.get("channels")
+    val_size = args.val_size or (5000 if is_builtin(dataset) else None)
+    return DataConfig(dataset=dataset, data_dir=args.data_dir, val_size=val_size,
                       split_seed=args.split_seed, train_limit=args.train_limit,
                       train_fraction=getattr(args, "train_fraction", 1.0),
                       subset_method=getattr(args, "subset", "random"),
-                      curriculum=getattr(args, "curriculum", False))
+                      curriculum=getattr(args, "curriculum", False), image_size=image_size, channels=channels,
+                      hflip=args.hflip)
 
 
 def build_parser() -> Parser:
@@ -70,6 +98,10 @@ def build_parser() -> Parser:
 
     s = sub.add_parser("search", help="search architectures and training recipes under a budget")
     s.add_argument("--budget", type=positive_int, default=25_000, help="max trainable parameters (default 25000)")
+    s.add_argument("--max-macs", type=size_int, help="max multiply-accumulates per image, e.g. 300k or 2M "
+                                                    "(default: no limit)")
+    s.add_argument("--max-ram", type=size_int, help="max peak activation memory of one int8 inference in bytes, "
+                                                   "e.g. 20k (README: peak RAM; default: no limit)")
     s.add_argument("--epochs", type=int, default=1, help="training epochs per candidate (default 1)")
     s.add_argument("--trials", type=int, default=30,
                    help="stop when the study holds this many trained trials (complete or pruned; default 30)")
@@ -77,7 +109,11 @@ def build_parser() -> Parser:
     add_study_args(s)
     s.add_argument("--artifacts", help="folder for trained weights (default: beside the storage)")
     s.add_argument("--seed", type=int, default=0, help="sampler seed; trial seeds derive from it (default 0)")
-    s.add_argument("--pruner", default="median", help=f"one of {', '.join(PRUNERS)} (default median)")
+    s.add_argument("--pruner", default="auto", help=f"one of {', '.join(PRUNERS)} (default auto: median for "
+                                                   "1 epoch, hyperband across epochs for more)")
+    s.add_argument("--confirm-top", type=int, help="re-run the K best candidates with new seeds before naming a "
+                                                  "winner (default 3 for 10 or more trials, else 0)")
+    s.add_argument("--reruns", type=int, default=2, help="extra runs of each of those (default 2: 3 runs each)")
     s.add_argument("--sampler", default="tpe", help=f"one of {', '.join(SAMPLERS)} (default tpe)")
     s.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} (default auto)")
     s.add_argument("--eval-points", type=int, default=4, help="validation reports per epoch (default 4)")
@@ -98,8 +134,16 @@ def build_parser() -> Parser:
 
     sp = sub.add_parser("space", help="how the search space uses a budget (2,000 sampled candidates)")
     sp.add_argument("--budget", type=positive_int, default=25_000)
+    sp.add_argument("--max-macs", type=size_int, help="also a MAC budget (per image), e.g. 300k")
+    sp.add_argument("--max-ram", type=size_int, help="also a peak int8 RAM budget in bytes, e.g. 20k")
     sp.add_argument("--samples", type=int, default=2000)
     sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--dataset", help=f"the data whose input the networks take: {DATASET_HELP} (default: "
+                                      "1x28x28 images, 10 classes)")
+    sp.add_argument("--data-dir", help="folder with the idx files, or torchvision's download folder")
+    sp.add_argument("--image-size", type=int, help="resize every image to S x S pixels")
+    sp.add_argument("--channels", type=int, help="convert to 1 or 3 channels")
+    sp.add_argument("--hflip", choices=["auto", "yes", "no"], default="auto", help=argparse.SUPPRESS)
     sp.set_defaults(func=cmd_space)
 
     lb = sub.add_parser("leaderboard", help="the study's best models, recomputed from the storage")
@@ -117,6 +161,8 @@ def build_parser() -> Parser:
     rp = sub.add_parser("report", help="one self-contained HTML report of a study (works offline)")
     add_study_args(rp)
     rp.add_argument("--out", default="report.html", help="HTML file to write (default report.html)")
+    rp.add_argument("--cost", default="params", choices=["params", "macs", "ram"],
+                    help="the cost on the Pareto plot's x axis: params, MACs or peak int8 RAM (default params)")
     rp.set_defaults(func=cmd_report)
 
     db = sub.add_parser("dashboard", help="serve optuna-dashboard on a study's storage (live while a search runs)")
@@ -127,9 +173,10 @@ def build_parser() -> Parser:
     db.set_defaults(func=cmd_dashboard)
 
     da = sub.add_parser("data", help="fetch and verify a dataset; print where it is and each file's md5 status")
-    da.add_argument("name", nargs="?", default="mnist", metavar="DATASET",
-                    help=f"one of {', '.join(DATASETS)} (default mnist)")
+    da.add_argument("name", nargs="?", default="mnist", metavar="DATASET", help=f"{DATASET_HELP} (default mnist)")
     da.add_argument("--data-dir", help="folder for the idx files (default: $BUDGETNAS_DATA or the user cache dir)")
+    da.add_argument("--image-size", type=int, help="resize every image to S x S pixels (own data)")
+    da.add_argument("--channels", type=int, help="convert to 1 or 3 channels (own data)")
     da.set_defaults(func=cmd_data)
 
     pr = sub.add_parser("presets", help="the seed architectures A-E with parameters and MACs")
@@ -145,6 +192,8 @@ def build_parser() -> Parser:
                     help="the ranking --rank refers to (default accuracy)")
     ex.add_argument("--out", help="output folder (default exports/STUDY-trialN)")
     ex.add_argument("--artifacts", help="folder holding the study's trial_N.pt weights, if they moved")
+    ex.add_argument("--data-dir", help="folder with the idx files: training images calibrate model.int8.onnx, the "
+                                       "test set measures it (default: $BUDGETNAS_DATA or the user cache dir)")
     ex.set_defaults(func=cmd_export)
 
     tr = sub.add_parser("train", help="train an exported spec or a preset on the full training set; "
@@ -211,16 +260,13 @@ def load_existing_study(args: argparse.Namespace):
 
 # --- commands ---------------------------------------------------------------------------------
 def cmd_search(args: argparse.Namespace) -> int:
-    cfg = SearchConfig(budget=args.budget, epochs=args.epochs, trials=args.trials, timeout=args.timeout,
-                       study=args.study, storage=args.storage, artifacts=args.artifacts, seed=args.seed,
+    cfg = SearchConfig(budget=args.budget, max_macs=args.max_macs, max_ram=args.max_ram, epochs=args.epochs,
+                       trials=args.trials, timeout=args.timeout, study=args.study, storage=args.storage, artifacts=args.artifacts, seed=args.seed,
                        pruner=args.pruner, sampler=args.sampler, workers=args.workers, device=args.device,
+                       confirm_top=args.confirm_top, reruns=args.reruns,
                        eval_points=args.eval_points, warm_start=args.warm_start, threads=args.threads,
                        data=data_config(args))
-    from .space import Space, smallest_params
-    floor = smallest_params(Space())
-    if cfg.budget < floor:
-        raise ConfigError(f"--budget {cfg.budget} is below the smallest network the space can build "
-                          f"({floor} params): use --budget {floor} or more")
+    check_floors(cfg.budget, cfg.max_macs, cfg.max_ram)
     if args.create_only:
         return create_study_only(cfg, storage_url(args, cfg.workers))
     if cfg.workers > 1:  # N processes on one study on this host
@@ -228,6 +274,19 @@ def cmd_search(args: argparse.Namespace) -> int:
         return run_parallel(cfg, storage_url(args, cfg.workers), progress=not args.no_progress)
     from .runner import run_search
     return run_search(cfg, storage_url(args, cfg.workers), progress=not args.no_progress)
+
+
+def check_floors(budget: int, max_macs: int | None, max_ram: int | None, space=None) -> None:
+    """ConfigError for a budget below the smallest network the space can build (by that
+    kind); the space of 28x28x1 images unless a data's space is given."""
+    from .space import Space, smallest_macs, smallest_params, smallest_ram
+    space = space or Space()
+    for flag, value, floor, unit in (("--budget", budget, smallest_params(space), "params"),
+                                     ("--max-macs", max_macs, smallest_macs(space), "MACs"),
+                                     ("--max-ram", max_ram, smallest_ram(space), "bytes of peak RAM")):
+        if value is not None and value < floor:
+            raise ConfigError(f"{flag} {value} is below the smallest network the space can build "
+                              f"({floor} {unit}): use {flag} {floor} or more")
 
 
 def create_study_only(cfg: SearchConfig, url: str) -> int:
@@ -241,11 +300,17 @@ def create_study_only(cfg: SearchConfig, url: str) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
+    from .data import load_data
+    from .runner import check_budget_floor, data_notes
+    data = load_data(cfg.data)  # its identity is pinned in the study; bad data fails before the storage
+    check_budget_floor(cfg.budget, data)
     storage = open_storage(url)
     existed = cfg.study in optuna.get_all_study_names(storage)
-    study = create_or_load_study(cfg, storage)
+    study = create_or_load_study(cfg, storage, data=data)
+    for line in data_notes(data.info):
+        print(line)
     if cfg.warm_start == "presets":
-        names = enqueue_presets(study, cfg.budget)
+        names = enqueue_presets(study, cfg.budget, data)
         print(f"warm start: enqueued presets {', '.join(names) or '(none fit or already run)'}")
     print(f"study {cfg.study!r} {'already in' if existed else 'created in'} {redact(url)}: budget {cfg.budget:,} params, "
           f"{cfg.epochs} epoch(s), target {study.user_attrs[TARGET_ATTR]} trained trials ({len(study.trials)} so far)")
@@ -282,15 +347,36 @@ def cmd_space(args: argparse.Namespace) -> int:
         raise ConfigError("--samples must be at least 1")
     import optuna
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    s = budget_use_summary(args.budget, args.samples, args.seed)
-    print(f"budget {s['budget']:,}: {s['within']}/{s['n']} sampled candidates within budget "
-          f"({100 * s['share_within']:.1f}%); the others are rejected before they are built")
+    space = None
+    if args.dataset:
+        from .data import load_data
+        from .search import data_space
+        args.val_size = args.train_limit = None
+        args.split_seed = 0
+        data = load_data(data_config(args))
+        space = data_space(data)
+        print(f"input {space.in_channels}x{space.image_size}x{space.image_size}, {space.num_classes} classes, "
+              f"{space.stages[0]}-{space.stages[1]} stages" + (", flips searched" if space.hflip else ""))
+    check_floors(args.budget, args.max_macs, args.max_ram, space)
+    s = budget_use_summary(args.budget, args.samples, args.seed, space, max_macs=args.max_macs, max_ram=args.max_ram)
+    limits = ", ".join([f"budget {s['budget']:,}"] + [f"{name} {limit:,}" for name, limit in
+                                                       (("max MACs", args.max_macs), ("max RAM bytes", args.max_ram))
+                                                       if limit])
+    print(f"{limits}: {s['within']}/{s['n']} sampled candidates within "
+          f"{'every budget' if 'kinds' in s else 'budget'} ({100 * s['share_within']:.1f}%); "
+          "the others are rejected before they are built")
     if s["quantiles"]:
         q = s["quantiles"]
-        print("budget use of those within: " + ", ".join(f"p{int(k * 100)} {100 * v:.0f}%" for k, v in q.items()))
+        what = "use of the tightest budget" if "kinds" in s else "budget use"
+        print(f"{what} of those within: " + ", ".join(f"p{int(k * 100)} {100 * v:.0f}%" for k, v in q.items()))
         top = max(s["histogram"]) or 1
         for i, count in enumerate(s["histogram"]):
             print(f"  {10 * i:3d}-{10 * i + 10:3d}%  {count:5d}  {'#' * round(40 * count / top)}")
+    names = {"params": "params", "macs": "MACs", "ram": "peak RAM"}
+    for kind, k in s.get("kinds", {}).items():
+        if k["quantiles"]:
+            print(f"{names[kind]:>8} (limit {k['limit']:,}; tightest for {s['binding'][kind]} of {s['within']}): "
+                  + ", ".join(f"p{int(q * 100)} {100 * v:.0f}%" for q, v in k["quantiles"].items()))
     return 0
 
 
@@ -325,6 +411,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         print(lb.format_table(shown, arch=True))
         print(f"sorted by {args.sort}; * = on the accuracy/params Pareto front; "
               f"score = efficiency: val acc % - {lb.PP_PER_DOUBLING} x log2(params/{lb.REFERENCE_PARAMS})")
+        if any(e.n_runs > 1 for e in done):
+            print("runs: candidates re-run with new seeds show mean val/test accuracy and the val std in points; "
+                  "they rank above candidates trained once")
         if best:
             print("\nbest per budget tier (most accurate with params <= tier)")
             print(lb.format_tiers(best))
@@ -343,7 +432,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.out)
     check_writable(out)  # before the (slow) storage read and plots
     study = load_existing_study(args)
-    path = write_report(study, out, storage_label=redact(storage_url(args)))
+    path = write_report(study, out, storage_label=redact(storage_url(args)), cost=args.cost)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, self-contained, works offline): open it in a browser")
     return 0
 
@@ -375,7 +464,10 @@ def cmd_data(args: argparse.Namespace) -> int:
     import hashlib
 
     from .data import FILES, REGISTRY, data_dir_for, obtain, parse_idx, verify_files
-    cfg = DataConfig(dataset=args.name, data_dir=args.data_dir)  # ConfigError for an unknown name
+    cfg = DataConfig(dataset=args.name, data_dir=args.data_dir, val_size=None if not is_builtin(args.name) else 5000,
+                     image_size=args.image_size, channels=args.channels)  # ConfigError for an unknown name
+    if not is_builtin(cfg.dataset):
+        return own_data_summary(cfg)
     info, directory = REGISTRY[cfg.dataset], data_dir_for(cfg)
     sources = obtain(info, directory)
     raw = verify_files(info, directory)
@@ -386,6 +478,29 @@ def cmd_data(args: argparse.Namespace) -> int:
     train, test = (len(parse_idx(raw[stem], stem)) for stem in (FILES[0], FILES[2]))
     where = f"pass --data-dir {directory}" if args.data_dir else "the default for search and train"
     print(f"verified: {train:,} training and {test:,} test images ({where})")
+    return 0
+
+
+def own_data_summary(cfg: DataConfig) -> int:
+    """budgetnas data FOLDER|FILE.npz|torchvision:NAME: decode (or read the cache) and say what it is."""
+    import time
+
+    from .data import cache_dir, load_data
+    from .runner import data_notes
+    t0 = time.perf_counter()
+    data = load_data(cfg)
+    info = data.info
+    c, h, w = info["shape"]
+    classes = info["classes"]
+    shown = ", ".join(classes[:10]) + (f", ... ({len(classes)} in all)" if len(classes) > 10 else "")
+    print(f"{cfg.dataset}: {info['images']:,} images of {c}x{h}x{w}, {len(classes)} classes ({shown})")
+    print(f"  train {info['train_size']:,} / val {info['val_size']:,} / test {info['test_size']:,} "
+          f"(test: {info['test_from']})")
+    print(f"  mean {info['mean']}, std {info['std']} (per channel, training split)")
+    print(f"  fingerprint {info['fingerprint']}; {'read from' if info['cached'] else 'decoded and cached in'} "
+          f"{cache_dir()} in {time.perf_counter() - t0:.2f}s")
+    for line in data_notes(info)[1:]:
+        print(line)
     return 0
 
 
@@ -409,38 +524,28 @@ def _print_bundle(manifest: dict) -> None:
              f"{name} {'skipped' if name in skipped else 'not run'}"
              for name in ("weights.pt", "model.py", "model.ts", "model.onnx")]
     print(f"checked (max |logit diff| vs the network, {checks['input']}): " + ", ".join(parts))
+    int8, lat = manifest.get("int8"), manifest.get("latency")
+    if int8:
+        b = int8["bytes"]
+        print(f"int8: model.int8.onnx test {100 * int8['int8_test_acc']:.2f}% vs float ONNX "
+              f"{100 * int8['float_onnx_test_acc']:.2f}% ({int8['test_images']:,} test images, same class on "
+              f"{100 * int8['agreement']:.2f}%); {b['model.int8.onnx']:,} vs {b['model.onnx']:,} bytes")
+        if int8.get("problem"):
+            print(f"warning: model.int8.onnx fails its check: {int8['problem']}")
+    if lat:
+        print("latency (median, 1 image, 1 thread, onnxruntime; measured on " + lat["machine"] + "): "
+              + ", ".join(f"{name} {ms:.3f} ms" for name, ms in lat["median_ms"].items()))
     for name, why in skipped.items():
+        if name == "model.int8.onnx" and "model.onnx" in skipped:
+            continue  # made from model.onnx: the note on model.onnx says why
         print(f"note: {name} skipped: {why}")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import data_record, export_bundle, prepare_out, resolve_weights, select_trial, load_state
-    from .storage import artifacts_dir, redact
-    from .space import ArchSpec
+    from .api import export_trial
     study = load_existing_study(args)
-    trial = select_trial(study.get_trials(deepcopy=False), args.study, args.trial, args.rank, args.sort)
-    url = storage_url(args)
-    folders = ([Path(args.artifacts)] if args.artifacts else []) + [artifacts_dir(SearchConfig(study=args.study), url)]
-    a = trial.user_attrs
-    weights = resolve_weights(a.get("weights"), folders, trial.number)
-    state = load_state(weights)
-    out = prepare_out(args.out or Path("exports") / f"{args.study}-trial{trial.number}")
-    spec = ArchSpec.from_dict(a["spec"])
-    settings = study.user_attrs.get("settings") or {}
-    meta = {
-        "source": "search", "study": args.study, "storage": redact(url), "trial": trial.number,
-        "preset": a.get("preset"), "val_acc": a.get("val_acc"), "test_acc": a.get("test_acc"),
-        "budget": a.get("budget"), "seconds": a.get("seconds"), "history": a.get("history"),
-        "seeds": {"trial": a.get("seed"), "sampler": settings.get("seed"), "split": settings.get("split_seed")},
-        "recipe": a.get("recipe"),
-        "data": data_record(settings.get("dataset", "mnist"), val_size=settings.get("val_size"),
-                            split_seed=settings.get("split_seed"), train_limit=settings.get("train_limit"),
-                            train_fraction=settings.get("train_fraction")),
-        "trained_on": {"device": a.get("device"), "torch": a.get("torch")},
-        "weights_from": str(weights),
-    }
-    title = f"Trial {trial.number} of budgetnas study {args.study!r}"
-    manifest = export_bundle(out, spec, state, meta, title)
+    trial, out, manifest = export_trial(study, storage_url(args), args.out, args.trial, args.rank, args.sort,
+                                        args.artifacts, data_dir=args.data_dir)
     acc = lambda v: "-" if v is None else f"{100 * v:.2f}%"
     print(f"exported trial {trial.number} of study {args.study!r} ({manifest['params']:,} params, "
           f"val {acc(manifest['val_acc'])}, test {acc(manifest['test_acc'])}) to {out}")
@@ -468,17 +573,23 @@ def cmd_train(args: argparse.Namespace) -> int:
         p = Path(args.spec)
         name = p.resolve().name if p.is_dir() else p.stem
     recipe = Recipe.from_dict({**base, **overrides, "epochs": args.epochs})
+    if args.preset and args.dataset and not is_builtin(args.dataset):
+        raise ConfigError(f"preset {preset.name} takes 1x28x28 digits with 10 classes, not your own data: "
+                          "train a spec exported from a search on it instead")
     params = param_count(spec)
     budget = args.budget or (manifest or {}).get("budget")
     if args.budget and params > args.budget:
         raise ConfigError(f"the spec has {params:,} parameters, over --budget {args.budget:,}: "
                           "pick a smaller spec or raise --budget")
-    return _train_and_export(args, spec, recipe, name, data_config(args), budget, manifest)
+    # an export trains on the data its manifest names (and at its size), unless told otherwise
+    dcfg = data_config(args, (manifest or {}).get("data"))
+    return _train_and_export(args, spec, recipe, name, dcfg, budget, manifest)
 
 
 def _train_and_export(args, spec, recipe, name, dcfg, budget, source_manifest) -> int:
     import torch
     from tqdm import tqdm
+    from .api import int8_inputs
     from .data import load_data
     from .export import data_record, export_bundle, prepare_out
     from .model import build_model
@@ -489,11 +600,23 @@ def _train_and_export(args, spec, recipe, name, dcfg, budget, source_manifest) -
     threads = set_threads(args.threads)
     device = resolve_device(args.device)
     data = load_data(dcfg).to(device)
+    c, h, w = data.shape
+    if [c, h, w] != [spec.in_channels, spec.image_size, spec.image_size] or data.num_classes != spec.num_classes:
+        raise ConfigError(f"the network takes {spec.in_channels}x{spec.image_size}x{spec.image_size} images and "
+                          f"{spec.num_classes} classes; {dcfg.dataset} gives {c}x{h}x{w} and {data.num_classes}: "
+                          "pass the --dataset it was searched on (or --image-size / --channels to match)")
+    wanted = ((source_manifest or {}).get("data") or {}).get("fingerprint")
+    if wanted and data.info["fingerprint"] != wanted:
+        print(f"note: this data (fingerprint {data.info['fingerprint']}) is not the data of the export "
+              f"(fingerprint {wanted})")
     out = prepare_out(args.out or Path("exports") / f"{name}-{args.epochs}ep")
     print(f"training {name}: {param_count(spec):,} params; {recipe.optimizer} lr {recipe.lr:g} {recipe.schedule}, "
           f"batch {recipe.batch_size}, {recipe.epochs} epochs -> {out}")
     print(f"data: {dcfg.dataset} train {data.info['train_size']:,} / val {data.info['val_size']:,} / "
           f"test {data.info['test_size']:,}; device {device}, {threads} threads")
+    from .runner import data_notes
+    for line in data_notes(data.info):
+        print(line)
     torch.manual_seed(args.seed)
     net = build_model(spec)
     steps = (len(data.train_x) // min(recipe.batch_size, len(data.train_x))) * recipe.epochs
@@ -521,14 +644,14 @@ def _train_and_export(args, spec, recipe, name, dcfg, budget, source_manifest) -
         "val_acc": result.val_acc, "test_acc": result.test_acc, "budget": budget, "seconds": result.seconds,
         "history": result.history, "seeds": {"init": args.seed, "split": dcfg.split_seed},
         "recipe": recipe.to_dict(),
-        "data": data_record(dcfg.dataset, val_size=dcfg.val_size, split_seed=dcfg.split_seed,
+        "data": data_record(dcfg.dataset, data.info, val_size=data.info["val_size"], split_seed=dcfg.split_seed,
                             train_limit=dcfg.train_limit, train_size=data.info["train_size"]),
         "trained_on": {"device": str(device), "torch": torch.__version__},
     }
     if source_manifest:
         meta["parent"] = {k: source_manifest.get(k) for k in ("study", "trial", "val_acc", "test_acc")}
     manifest = export_bundle(out, spec, {k: v.cpu() for k, v in net.state_dict().items()}, meta,
-                             f"{name} trained by budgetnas for {recipe.epochs} epochs")
+                             f"{name} trained by budgetnas for {recipe.epochs} epochs", int8_data=int8_inputs(data))
     print(f"saved {out}: val {100 * result.val_acc:.2f}%, test {100 * result.test_acc:.2f}% "
           f"({manifest['params']:,} params, {result.seconds:.0f}s)")
     _print_bundle(manifest)

@@ -291,49 +291,164 @@ class Data:
     val_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
-    background: float  # the normalised value of a black pixel (fill for augmentation)
-    info: dict = field(default_factory=dict)  # dataset, checksums, split seed, sizes
+    background: float | tuple[float, ...]  # the normalised value of a black pixel, per channel (augmentation fill)
+    info: dict = field(default_factory=dict)  # dataset, identity, shape, classes, mean/std, split seed, sizes
     ordered: bool = False  # train in the stored order in epoch 1 (curriculum), shuffled after
+    hflip: bool = False  # horizontal flips make sense for these images (a searchable option)
 
     def to(self, device: torch.device | str) -> "Data":
         moved = {k: getattr(self, k).to(device) for k in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")}
-        return Data(**moved, background=self.background, info=self.info, ordered=self.ordered)
+        return Data(**moved, background=self.background, info=self.info, ordered=self.ordered, hflip=self.hflip)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of every image."""
+        return tuple(self.train_x.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.info.get("classes") or ()) or 10
 
 
-def _normalise(images: np.ndarray, info: DatasetInfo) -> torch.Tensor:
-    x = torch.from_numpy(images.copy()).unsqueeze(1).float().div_(255.0)
-    return x.sub_(info.mean).div_(info.std)
+def _normalise(images: np.ndarray, mean: list[float], std: list[float]) -> torch.Tensor:
+    """uint8 N x C x H x W (or N x H x W) -> float32 (x / 255 - mean) / std per channel."""
+    images = np.ascontiguousarray(images)
+    x = torch.from_numpy(images if images.flags.writeable else images.copy())
+    x = (x.unsqueeze(1) if x.dim() == 3 else x).float().div_(255.0)
+    c = x.shape[1]
+    return x.sub_(torch.tensor(mean).view(1, c, 1, 1)).div_(torch.tensor(std).view(1, c, 1, 1))
 
 
-def load_data(cfg: DataConfig, mirrors: tuple[str, ...] | None = None, offline: tuple[str, ...] | None = None) -> Data:
+def channel_stats(x: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 N x C x H x W images scaled to [0, 1] (float64
+    sums over chunks: exact enough, never a float copy of the whole set)."""
+    c = x.shape[1]
+    total, sq, n = np.zeros(c), np.zeros(c), 0
+    for i in range(0, len(x), 4096):
+        part = x[i:i + 4096].astype(np.float64) / 255.0
+        total += part.sum((0, 2, 3))
+        sq += (part ** 2).sum((0, 2, 3))
+        n += part.shape[0] * part.shape[2] * part.shape[3]
+    mean = total / max(n, 1)
+    std = np.sqrt(np.maximum(sq / max(n, 1) - mean ** 2, 0.0))
+    return [round(float(m), 6) for m in mean], [round(float(max(s, 1e-3)), 6) for s in std]
+
+
+def holdout(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(keep, test) indices: a seeded, stratified share ``fraction`` of each class (at
+    least one image per class with two or more) held out as the test set."""
+    gen = np.random.default_rng(seed)
+    keep, test = [], []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        idx = idx[gen.permutation(len(idx))]
+        k = min(len(idx) - 1, max(1, round(fraction * len(idx)))) if len(idx) > 1 else 0
+        test.append(idx[:k])
+        keep.append(idx[k:])
+    return np.sort(np.concatenate(keep)), np.sort(np.concatenate(test))
+
+
+HOLDOUT = 0.2  # share of each class held out as the test set when a source has none
+
+
+def cache_dir() -> Path:
+    """Where decoded own data is cached: $BUDGETNAS_CACHE, else DATA_ROOT/decoded."""
+    env = os.environ.get("BUDGETNAS_CACHE")
+    return Path(env) if env else default_data_dir() / "decoded"
+
+
+def _builtin_arrays(cfg: DataConfig, mirrors, offline):
+    """A built-in dataset's verified idx files as uint8 arrays (and the md5 they were held to)."""
+    from .sources import Arrays, fingerprint
     info = REGISTRY[cfg.dataset]
     directory = data_dir_for(cfg)
     raw = ensure_files(info, directory, mirrors, offline)
     arr = {stem: parse_idx(b, str(directory / stem)) for stem, b in raw.items()}
-    train_x, train_y = arr[FILES[0]], arr[FILES[1]]
-    if len(train_x) != len(train_y) or cfg.val_size >= len(train_x):
-        raise DataError(f"{directory}: {len(train_x)} training images for a {cfg.val_size}-image validation split: "
-                        "use a smaller --val-size or the full dataset")
-    perm = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(cfg.split_seed))
-    val_idx, train_idx = perm[: cfg.val_size], perm[cfg.val_size:]
+    x_train, y_train = arr[FILES[0]][:, None], arr[FILES[1]].astype(np.int64)
+    x_test, y_test = arr[FILES[2]][:, None], arr[FILES[3]].astype(np.int64)
+    if len(x_train) != len(y_train):
+        raise DataError(f"{directory}: {len(x_train)} training images but {len(y_train)} labels: "
+                        "delete the files and rerun to fetch them again")
+    a = Arrays(x_train, y_train, x_test, y_test, info.classes)
+    a.fingerprint = fingerprint(x_train, y_train, x_test, y_test, info.classes)
+    return a, directory
+
+
+def load_data(cfg: DataConfig, mirrors: tuple[str, ...] | None = None, offline: tuple[str, ...] | None = None) -> Data:
+    """Any source -> resident tensors: a seeded train/val split of the training images
+    (and a seeded, stratified test split where the source has none), normalised with
+    the built-in dataset's statistics or the per-channel mean/std of the training split."""
+    from .sources import convert, kind, load_arrays
+    source = kind(cfg.dataset)
+    notes: list[str] = []
+    if source == "builtin":
+        arrays, directory = _builtin_arrays(cfg, mirrors, offline)
+        if cfg.image_size or cfg.channels:
+            arrays.x_train = convert(arrays.x_train, cfg.image_size, cfg.channels)
+            arrays.x_test = convert(arrays.x_test, cfg.image_size, cfg.channels)
+        where = str(directory)
+    else:
+        arrays = load_arrays(cfg.dataset, cfg.image_size, cfg.channels, cfg.data_dir, cache_dir())
+        notes += arrays.notes
+        where = cfg.dataset
+    x, y = arrays.x_train, arrays.y_train
+    test_from = "given"
+    if arrays.x_test is None:
+        keep, test = holdout(y, HOLDOUT, cfg.split_seed)
+        x_test, y_test = x[test], y[test]
+        x, y = x[keep], y[keep]
+        test_from = f"held out: {round(100 * HOLDOUT)}% of each class, seed {cfg.split_seed}"
+        notes.append(f"no test split given: {len(test):,} images ({round(100 * HOLDOUT)}% of each class, "
+                     f"seed {cfg.split_seed}) held out as the test set")
+    else:
+        x_test, y_test = arrays.x_test, arrays.y_test
+    val_size = cfg.val_size if cfg.val_size is not None else min(5000, max(1, len(x) // 10))
+    if val_size >= len(x):
+        raise DataError(f"{where}: {len(x)} training images for a {val_size}-image validation split: "
+                        "use a smaller --val-size or more images")
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(cfg.split_seed))
+    val_idx, train_idx = perm[:val_size], perm[val_size:]
     if cfg.train_limit:
         train_idx = train_idx[: cfg.train_limit]
-    x_all, y_all = _normalise(train_x, info), torch.from_numpy(train_y.astype(np.int64))
+    if source == "builtin":
+        info = REGISTRY[cfg.dataset]
+        c = x.shape[1]
+        mean, std = [info.mean] * c, [info.std] * c
+    else:
+        mean, std = channel_stats(x[np.sort(train_idx.numpy())])
+    x_all, y_all = _normalise(x, mean, std), torch.from_numpy(y)
     if cfg.train_fraction < 1.0:
-        keep = select_subset(x_all[train_idx], y_all[train_idx], cfg.train_fraction, cfg.subset_method,
-                             cfg.curriculum, cfg.split_seed)
-        train_idx = train_idx[keep]
+        keep_idx = select_subset(x_all[train_idx], y_all[train_idx], cfg.train_fraction, cfg.subset_method,
+                                 cfg.curriculum, cfg.split_seed)
+        train_idx = train_idx[keep_idx]
+    c, h, w = x.shape[1:]
+    background = tuple((0.0 - m) / s for m, s in zip(mean, std))
+    natural = {"yes": True, "no": False}.get(cfg.hflip, source != "builtin" and c == 3)
     data = Data(
         train_x=x_all[train_idx].contiguous(), train_y=y_all[train_idx].contiguous(),
         val_x=x_all[val_idx].contiguous(), val_y=y_all[val_idx].contiguous(),
-        test_x=_normalise(arr[FILES[2]], info), test_y=torch.from_numpy(arr[FILES[3]].astype(np.int64)),
-        background=(0.0 - info.mean) / info.std, ordered=cfg.curriculum and cfg.train_fraction < 1.0,
-        info={"dataset": cfg.dataset, "md5": dict(info.md5), "split_seed": cfg.split_seed, "val_size": cfg.val_size,
+        test_x=_normalise(x_test, mean, std), test_y=torch.from_numpy(y_test),
+        background=background[0] if c == 1 else background, ordered=cfg.curriculum and cfg.train_fraction < 1.0,
+        hflip=natural,
+        info={"dataset": cfg.dataset, "source": source, "split_seed": cfg.split_seed, "val_size": int(val_size),
               "train_size": int(len(train_idx)), "train_fraction": cfg.train_fraction,
               "subset_method": cfg.subset_method if cfg.train_fraction < 1 else None, "curriculum": cfg.curriculum,
-              "test_size": int(len(arr[FILES[2]])), "data_dir": str(directory)},
+              "test_size": int(len(y_test)), "data_dir": where,
+              "fingerprint": arrays.fingerprint, "images": int(len(arrays.y_train) + (len(arrays.y_test)
+                                                                                        if arrays.y_test is not None else 0)),
+              "shape": [int(c), int(h), int(w)], "classes": list(arrays.classes), "mean": mean, "std": std,
+              "test_from": test_from, "image_size": cfg.image_size, "channels": cfg.channels, "hflip": natural,
+              "notes": notes, "cached": arrays.cached},
     )
+    if source == "builtin":
+        data.info["md5"] = dict(REGISTRY[cfg.dataset].md5)
     return data
+
+
+def identity(info: dict) -> dict:
+    """What pins a study to its data: the content fingerprint, the image count, the
+    shape of one image and the class names."""
+    return {k: info.get(k) for k in ("fingerprint", "images", "shape", "classes")}
 
 
 # --- data-subset fidelity ------------------------------------------------------------------
@@ -361,7 +476,7 @@ def select_subset(x: torch.Tensor, y: torch.Tensor, fraction: float, method: str
     order is by class and the trainer shuffles it.
     """
     gen = torch.Generator().manual_seed(seed)
-    small = F.avg_pool2d(x, 2).flatten(1)  # 14x14: 4x cheaper distances, same structure
+    small = F.avg_pool2d(x, 2).flatten(1)  # half the side: 4x cheaper distances, same structure
     keep, hardness = [], []
     for c in y.unique().tolist():
         idx = (y == c).nonzero().squeeze(1)
@@ -382,14 +497,20 @@ def select_subset(x: torch.Tensor, y: torch.Tensor, fraction: float, method: str
 
 
 # --- augmentation ------------------------------------------------------------------------
-def augment(x: torch.Tensor, rotate: float, translate: float, background: float,
-            generator: torch.Generator | None = None) -> torch.Tensor:
+def augment(x: torch.Tensor, rotate: float, translate: float, background: float | tuple[float, ...],
+            generator: torch.Generator | None = None, hflip: bool = False) -> torch.Tensor:
     """Random rotation (uniform +-rotate degrees) and shift (uniform +-translate of the
     side) of a whole batch in one affine_grid/grid_sample call. Pixels that come from
-    outside the image get the background value."""
+    outside the image get the background value (one per channel). ``hflip``: each image
+    mirrored left-right with probability 1/2 (drawn before the affine part)."""
+    n = x.shape[0]
+    if hflip:
+        flip = (torch.rand(n, generator=generator) < 0.5).to(x.device).view(n, 1, 1, 1)
+        x = torch.where(flip, x.flip(3), x)
     if rotate <= 0 and translate <= 0:
         return x
-    n = x.shape[0]
+    if isinstance(background, tuple):
+        background = torch.tensor(background, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
     u = torch.rand(n, 3, generator=generator, device="cpu").to(x.device, torch.float32) * 2 - 1
     angle = u[:, 0] * math.radians(rotate)
     cos, sin = torch.cos(angle), torch.sin(angle)

@@ -28,12 +28,13 @@ from typing import Any, Iterable
 
 import torch
 
-from . import __version__
 from . import model as model_module
+from . import quantize
+from .config import VERSION as __version__
 from .config import ConfigError, ExportIncomplete
 from .data import REGISTRY
 from .model import build_model, spec_dict_for_build
-from .space import ArchSpec, macs, param_count
+from .space import ArchSpec, macs, param_count, peak_ram
 
 FORMAT = "budgetnas-export/1"
 BUNDLE_FILES = ("spec.json", "model.py", "weights.pt", "model.ts", "model.onnx")
@@ -177,13 +178,14 @@ MODEL_PY = '''"""{title}
 
 Standalone PyTorch model exported by budgetnas {version}: it needs only torch (no budgetnas).
 {params:,} parameters, {macs:,} multiply-accumulates per image; input: {channels}x{size}x{size}
-images scaled to [0, 1], then normalised with MEAN and STD below (see preprocess()).
+images ({colour}) scaled to [0, 1], then normalised per channel with MEAN and STD below
+(see preprocess()); CLASSES names the outputs.
 
     from model import load
     net = load("weights.pt")            # eval mode; weights loaded with weights_only=True
     logits = net(preprocess(uint8_images))
 
-    python model.py [DATA_DIR]          # with a folder of {dataset} idx files (raw or .gz):
+    python model.py [DATA_DIR]          # with a folder of MNIST-style idx files (raw or .gz):
                                         # prints the test accuracy of weights.pt
 """
 from __future__ import annotations
@@ -197,8 +199,9 @@ import torch
 from torch import nn
 
 SPEC = {spec}
-MEAN, STD = {mean!r}, {std!r}  # {dataset} normalisation used in training
+MEAN, STD = {mean!r}, {std!r}  # per channel: the normalisation used in training ({dataset})
 CLASSES = {classes!r}
+CHANNELS, SIZE = {channels}, {size}
 
 
 {standalone}
@@ -216,9 +219,15 @@ def load(weights_path: str | Path | None = None, map_location: str = "cpu") -> N
 
 
 def preprocess(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images (N, H, W) or (N, 1, H, W) -> normalised float32 (N, 1, H, W)."""
-    x = images if images.dim() == 4 else images.unsqueeze(1)
-    return x.float().div_(255.0).sub_(MEAN).div_(STD)
+    """uint8 images (N, H, W), (N, C, H, W) or (N, H, W, C) of SIZE x SIZE pixels ->
+    normalised float32 (N, CHANNELS, SIZE, SIZE)."""
+    x = torch.as_tensor(images)
+    x = x.unsqueeze(1) if x.dim() == 3 else x
+    if x.shape[1] != CHANNELS and x.shape[-1] == CHANNELS:
+        x = x.permute(0, 3, 1, 2)
+    mean = torch.tensor(MEAN).view(1, -1, 1, 1)
+    std = torch.tensor(STD).view(1, -1, 1, 1)
+    return x.float().div(255.0).sub_(mean).div_(std)
 
 
 def read_idx(path: Path) -> torch.Tensor:
@@ -275,12 +284,17 @@ def spec_literal(d: dict) -> str:
     return "\n".join(lines + ["}"])
 
 
-def render_model_py(spec: ArchSpec, dataset: str, title: str) -> str:
-    info = REGISTRY[dataset]
+def render_model_py(spec: ArchSpec, data: dict, title: str) -> str:
+    """model.py for ``spec``; ``data`` is the manifest's data record (mean, std, classes)."""
+    c = spec.in_channels
+    mean, std = list(data.get("mean") or [0.0]), list(data.get("std") or [1.0])
+    mean, std = (mean * c)[:c] if len(mean) == 1 else mean, (std * c)[:c] if len(std) == 1 else std
+    classes = data.get("classes") or [str(i) for i in range(spec.num_classes)]
     return MODEL_PY.format(
-        title=title, version=__version__, params=param_count(spec), macs=macs(spec), channels=spec.in_channels,
-        size=spec.image_size, dataset=dataset, spec=spec_literal(spec_dict_for_build(spec)),
-        mean=info.mean, std=info.std, classes=list(info.classes), standalone=standalone_source())
+        title=title, version=__version__, params=param_count(spec), macs=macs(spec), channels=c,
+        size=spec.image_size, colour="gray" if c == 1 else "RGB", dataset=Path(str(data.get("dataset", "?"))).name,
+        spec=spec_literal(spec_dict_for_build(spec)), mean=mean, std=std, classes=list(classes),
+        standalone=standalone_source())
 
 
 def _import_file(path: Path, name: str):
@@ -351,12 +365,22 @@ def versions() -> dict[str, str | None]:
     return out
 
 
-def data_record(dataset: str, **extra: Any) -> dict:
-    """Which data the network was trained and measured on: the official md5 of each
-    decompressed idx file (load_data refuses any file that does not match them)."""
-    info = REGISTRY[dataset]
-    return {"dataset": dataset, "md5_of": "decompressed idx files", "md5": dict(info.md5), "mean": info.mean, "std": info.std,
-            "classes": list(info.classes), **extra}
+IDENTITY_KEYS = ("fingerprint", "images", "shape", "classes", "mean", "std", "test_from", "image_size", "channels")
+
+
+def data_record(dataset: str, data: dict | None = None, **extra: Any) -> dict:
+    """Which data the network was trained and measured on. Built-in datasets: the
+    official md5 of each decompressed idx file (load_data refuses any file that does not
+    match them). Every dataset: from ``data`` (a Data.info or a study's settings) the
+    content fingerprint of the decoded pixels and labels, the image count, one image's
+    shape, the class names and the per-channel mean/std used to normalise."""
+    record: dict[str, Any] = {"dataset": dataset}
+    if dataset in REGISTRY:
+        info = REGISTRY[dataset]
+        record.update({"md5_of": "decompressed idx files", "md5": dict(info.md5), "mean": [info.mean],
+                       "std": [info.std], "classes": list(info.classes)})
+    record.update({k: data[k] for k in IDENTITY_KEYS if data and data.get(k) is not None})
+    return {**record, **extra}
 
 
 def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -393,7 +417,7 @@ def _write_measured(out: Path, spec: ArchSpec, net: torch.nn.Module, manifest: d
 
 
 def export_bundle(out: str | Path, spec: ArchSpec, state: dict[str, torch.Tensor], meta: dict,
-                  title: str = "budgetnas export") -> dict:
+                  title: str = "budgetnas export", int8_data: tuple | str | None = None) -> dict:
     """Write a bundle into ``out`` from a spec and its trained state_dict, reload every
     file and check it; return the manifest (written as manifest.json).
 
@@ -405,21 +429,27 @@ def export_bundle(out: str | Path, spec: ArchSpec, state: dict[str, torch.Tensor
     the self-check. A failure after the first step raises ExportIncomplete, whose one-line
     message says what was kept and where. Without the onnx package model.onnx is skipped
     (recorded in the manifest's ``skipped``), not an error.
+
+    ``int8_data``: (calibration images, test images, test labels), normalised tensors:
+    then ``model.int8.onnx`` is written too (see quantize.py), its test accuracy measured
+    next to the float ONNX one, checked (predictions, not logits), and both files' median
+    single-image latency measured. A string instead says why there are no images; it
+    is recorded in ``skipped`` as is a missing onnx or onnxruntime.
     """
     out = prepare_out(out)
-    dataset = meta.get("data", {}).get("dataset", "mnist")
+    data = meta.get("data") or data_record("mnist")
     net = build_loaded(spec, {k: v.detach().cpu() for k, v in state.items()}, "weights")
     params = param_count(spec)
     budget = meta.get("budget")
     manifest = {
         "format": FORMAT, "title": title, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "complete": False,  # true once every file is written and checked
-        "params": params, "macs": macs(spec), "budget": budget,
+        "params": params, "macs": macs(spec), "ram": peak_ram(spec), "budget": budget,
         "budget_use": params / budget if budget else None,
         **meta,
         "spec": spec.to_dict(),
         "input": {"shape": [spec.in_channels, spec.image_size, spec.image_size], "dtype": "float32",
-                  "preprocess": "x / 255, then (x - mean) / std (see data)", "onnx_input": "images",
+                  "preprocess": "x / 255, then (x - mean) / std per channel (see data)", "onnx_input": "images",
                   "onnx_output": "logits"},
         "versions": versions(),
     }
@@ -442,7 +472,7 @@ def export_bundle(out: str | Path, spec: ArchSpec, state: dict[str, torch.Tensor
         with torch.inference_mode():
             ref = net(x)
         paths = {name: out / name for name in BUNDLE_FILES}
-        _write_text(paths["model.py"], render_model_py(spec, dataset, title))
+        _write_text(paths["model.py"], render_model_py(spec, data, title))
         step = "model.ts"
         exporters = {"torchscript": save_torchscript(net, paths["model.ts"], x), "onnx": None}
         step = "model.onnx"
@@ -453,9 +483,24 @@ def export_bundle(out: str | Path, spec: ArchSpec, state: dict[str, torch.Tensor
             del paths["model.onnx"]
         else:
             exporters["onnx"] = save_onnx(net, paths["model.onnx"], x)
+        step = "model.int8.onnx"
+        int8 = None
+        why_not = skipped.get("model.onnx") or quantize.unavailable() or (
+            int8_data if isinstance(int8_data, str) else None if int8_data else "no images were given to calibrate it")
+        if why_not:
+            skipped["model.int8.onnx"] = why_not
+        else:
+            paths["model.int8.onnx"] = out / "model.int8.onnx"
+            int8, problem = quantize.export_int8(paths["model.onnx"], paths["model.int8.onnx"], *int8_data)
+            int8.update(ok=problem is None, problem=problem)  # a weak int8 model is kept, flagged, and said so
         step = "the self-check"
         checks = _check_files(paths, ref, x)
-        manifest.update(exporters=exporters, checks=checks, skipped=skipped, complete=True,
+        step = "the latency measurement"
+        onnx_files = {n: paths[n] for n in ("model.onnx", "model.int8.onnx") if n in paths}
+        if onnx_files and not quantize.unavailable():
+            image = int8_data[1][0] if isinstance(int8_data, tuple) else x[0]
+            manifest["latency"] = quantize.latency(onnx_files, image)
+        manifest.update(exporters=exporters, checks=checks, skipped=skipped, complete=True, int8=int8,
                         files={name: {"sha256": sha256(p), "bytes": p.stat().st_size} for name, p in paths.items()})
         step = "manifest.json"
         _write_text(out / "manifest.json", json.dumps(manifest, indent=2, default=str) + "\n")

@@ -1,7 +1,14 @@
 """Trials -> leaderboard entries; one pure scoring function; the Pareto front; tiers.
 
 Always recomputed from what the storage holds (raw measurements): changing the ranking
-never needs a rerun. No torch, no optuna: trials are read duck-typed (number, state,
+never needs a rerun.
+
+Re-runs: a trial with the user attr ``rerun_of: N`` trained trial N's candidate again
+with a new seed. It is no entry of its own: its accuracies join trial N's ``runs``, and
+N is then ranked, placed on the Pareto front and in tiers by its mean validation
+accuracy over all runs (``sel_acc``). Candidates measured by several runs rank above
+those measured once (the search re-runs its best few before naming a winner, so one
+lucky seed cannot take rank 1). No torch, no optuna: trials are read duck-typed (number, state,
 user_attrs), so FrozenTrials and plain records both work.
 """
 from __future__ import annotations
@@ -31,6 +38,41 @@ class Entry:
     score: float | None = None
     pareto: bool = False
     extra: dict = field(default_factory=dict)
+    runs: tuple = ()  # ((val_acc, test_acc), ...) of every run, this trial's first; () if never re-run
+    ram: int | None = None  # peak activation bytes of one int8 inference (space.peak_ram)
+
+    @property
+    def n_runs(self) -> int:
+        return max(1, len(self.runs)) if self.val_acc is not None else 0
+
+    def _mean_std(self, i: int) -> tuple[float | None, float | None]:
+        values = [r[i] for r in self.runs if r[i] is not None]
+        if len(values) < 2:
+            return (self.val_acc if i == 0 else self.test_acc), None
+        mean = sum(values) / len(values)
+        return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+    @property
+    def val_mean(self) -> float | None:
+        return self._mean_std(0)[0]
+
+    @property
+    def val_std(self) -> float | None:
+        """Sample standard deviation of the validation accuracy over runs (None for one run)."""
+        return self._mean_std(0)[1]
+
+    @property
+    def test_mean(self) -> float | None:
+        return self._mean_std(1)[0]
+
+    @property
+    def test_std(self) -> float | None:
+        return self._mean_std(1)[1]
+
+    @property
+    def sel_acc(self) -> float | None:
+        """The accuracy this entry is selected by: the mean validation accuracy over runs."""
+        return self.val_mean
 
     @property
     def budget_use(self) -> float | None:
@@ -39,13 +81,15 @@ class Entry:
     @property
     def acc_per_kparam(self) -> float | None:
         """Validation accuracy (percent) per 1,000 parameters: informative, not the rank."""
-        return 100 * self.val_acc / (self.params / 1000) if self.val_acc is not None and self.params else None
+        return 100 * self.sel_acc / (self.params / 1000) if self.sel_acc is not None and self.params else None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("extra")
-        d["budget_use"] = self.budget_use
-        d["acc_per_kparam"] = self.acc_per_kparam
+        d["runs"] = [list(r) for r in self.runs]
+        for key in ("n_runs", "val_mean", "val_std", "test_mean", "test_std", "budget_use", "acc_per_kparam"):
+            d[key] = getattr(self, key)
+        d["rerun_of"] = self.extra.get("rerun_of")
         return d
 
 
@@ -73,6 +117,8 @@ def _state(trial: Any) -> str:
     attrs = trial.user_attrs
     if state.upper() == "PRUNED" and attrs.get("rejected"):
         return "rejected"
+    if state.upper() == "COMPLETE" and attrs.get("rerun_of") is not None:
+        return "rerun"
     return {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running",
             "WAITING": "waiting"}.get(state.upper(), state.lower())
 
@@ -81,26 +127,29 @@ def entry_from_trial(trial: Any) -> Entry:
     a = trial.user_attrs
     return Entry(trial=trial.number, state=_state(trial), val_acc=a.get("val_acc"), test_acc=a.get("test_acc"),
                  params=a.get("params"), macs=a.get("macs"), budget=a.get("budget"), seconds=a.get("seconds"),
-                 spec=a.get("spec"), recipe=a.get("recipe"), preset=a.get("preset"),
-                 extra={k: a[k] for k in ("weights", "seed", "history", "pruned_at", "pruned_reason", "rejected") if k in a})
+                 spec=a.get("spec"), recipe=a.get("recipe"), preset=a.get("preset"), ram=a.get("ram"),
+                 extra={k: a[k] for k in ("weights", "seed", "history", "pruned_at", "pruned_reason", "rejected",
+                                          "rerun_of") if k in a})
 
 
 def pareto_front(entries: Iterable[Entry]) -> set[int]:
     """Trial numbers on the accuracy/params Pareto front: no other trained entry has
-    fewer-or-equal params and higher-or-equal val acc with one of them strict."""
-    pts = sorted((e for e in entries if e.val_acc is not None and e.params), key=lambda e: (e.params, -e.val_acc))
-    front, best = set(), -1.0
-    for e in pts:
-        if e.val_acc > best:
+    fewer-or-equal params and higher-or-equal val acc (sel_acc) with one of them strict.
+    Exact twins (equal params and sel_acc) do not dominate each other: both are on it."""
+    pts = sorted((e for e in entries if e.sel_acc is not None and e.params), key=lambda e: (e.params, -e.sel_acc))
+    front, best, last = set(), -1.0, None
+    for e in pts:  # by size, the most accurate first: on the front if more accurate than all smaller
+        if e.sel_acc > best or (e.params, e.sel_acc) == last:
             front.add(e.trial)
-            best = e.val_acc
+            best, last = e.sel_acc, (e.params, e.sel_acc)
     return front
 
 
 SORTS = {
-    "accuracy": lambda e: (-(e.val_acc or 0), e.params or 0, e.trial),
+    # candidates measured by several runs first, then by mean val acc
+    "accuracy": lambda e: (-(e.n_runs > 1), -(e.sel_acc or 0), e.params or 0, e.trial),
     "efficiency": lambda e: (-(e.score if e.score is not None else -1e9), e.trial),
-    "params": lambda e: (e.params or 0, -(e.val_acc or 0), e.trial),
+    "params": lambda e: (e.params or 0, -(e.sel_acc or 0), e.trial),
 }
 
 
@@ -108,9 +157,15 @@ def build(trials: Iterable[Any], sort: str = "accuracy", include_all: bool = Fal
     """Leaderboard entries: trained (complete) trials, ranked; with include_all, every
     trial after them (pruned, rejected, failed...) in trial order."""
     entries = [entry_from_trial(t) for t in trials]
+    reruns: dict[int, list[tuple]] = {}
+    for e in entries:
+        if e.state == "rerun" and e.val_acc is not None:
+            reruns.setdefault(e.extra["rerun_of"], []).append((e.val_acc, e.test_acc))
     done = [e for e in entries if e.state == "complete" and e.val_acc is not None]
+    done = [Entry(**{**asdict(e), "runs": ((e.val_acc, e.test_acc), *reruns[e.trial])}) if e.trial in reruns else e
+            for e in done]
     front = pareto_front(done)
-    scored = [Entry(**{**asdict(e), "score": efficiency(e.val_acc, e.params), "pareto": e.trial in front})
+    scored = [Entry(**{**asdict(e), "score": efficiency(e.sel_acc, e.params), "pareto": e.trial in front})
               for e in done]
     ranked = sorted(scored, key=SORTS[sort])
     if include_all:
@@ -129,12 +184,14 @@ def default_tiers(budget: int) -> list[int]:
 
 
 def best_per_tier(entries: Iterable[Entry], tiers: list[int]) -> list[tuple[int, Entry | None]]:
-    """The most accurate trained entry with params <= each tier."""
+    """The most accurate trained entry with params <= each tier (by sel_acc, measured by
+    several runs first, as in the ranking); on a tie the smaller, then the earlier trial
+    (whatever order the entries come in)."""
     done = [e for e in entries if e.state == "complete" and e.val_acc is not None]
     out = []
     for tier in sorted(tiers):
         fits = [e for e in done if e.params <= tier]
-        out.append((tier, max(fits, key=lambda e: (e.val_acc, -e.params)) if fits else None))
+        out.append((tier, max(fits, key=lambda e: (e.n_runs > 1, e.sel_acc, -e.params, -e.trial)) if fits else None))
     return out
 
 
@@ -143,14 +200,31 @@ def pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f}"
 
 
-COLUMNS = ("rank", "trial", "val acc %", "test acc %", "params", "budget %", "acc/1k params", "score", "seconds", "pareto")
+COLUMNS = ("rank", "trial", "val acc %", "test acc %", "runs", "params", "budget %", "MACs", "RAM bytes",
+           "acc/1k params", "score", "seconds", "pareto")
+
+
+def count_cell(n: int | None) -> str:
+    """A count as '12.3k' / '1.25M' (MACs, bytes), '-' for None (trials stored before it was counted)."""
+    if n is None:
+        return "-"
+    return f"{n / 1e6:.2f}M" if n >= 1_000_000 else f"{n / 1e3:.1f}k" if n >= 10_000 else f"{n:,}"
+
+
+def runs_cell(e: Entry) -> str:
+    """'1', or '3 ±0.05' (runs, and the std of val acc over them in points)."""
+    if e.val_std is None:
+        return str(e.n_runs) if e.n_runs else "-"
+    return f"{e.n_runs} ±{100 * e.val_std:.2f}"
 
 
 def rows(entries: list[Entry]) -> list[list[str]]:
+    """Table rows; accuracies are means over runs where a candidate was re-run."""
     out = []
     for i, e in enumerate(entries, 1):
-        out.append([str(i) if e.state == "complete" else e.state, str(e.trial), pct(e.val_acc), pct(e.test_acc),
-                    f"{e.params:,}" if e.params else "-", pct(e.budget_use),
+        out.append([str(i) if e.state == "complete" else e.state, str(e.trial), pct(e.sel_acc), pct(e.test_mean),
+                    runs_cell(e),
+                    f"{e.params:,}" if e.params else "-", pct(e.budget_use), count_cell(e.macs), count_cell(e.ram),
                     f"{e.acc_per_kparam:.2f}" if e.acc_per_kparam else "-",
                     f"{e.score:.2f}" if e.score is not None else "-",
                     f"{e.seconds:.1f}" if e.seconds is not None else "-", "*" if e.pareto else ""])
@@ -206,8 +280,8 @@ def records(entries: list[Entry]) -> list[dict[str, Any]]:
     return out
 
 
-CSV_FIELDS = ("rank", "trial", "state", "val_acc", "test_acc", "params", "macs", "budget", "budget_use", "seconds",
-              "score", "pareto", "preset", "arch", "spec")
+CSV_FIELDS = ("rank", "trial", "state", "val_acc", "test_acc", "n_runs", "val_mean", "val_std", "test_mean", "test_std",
+              "params", "macs", "ram", "budget", "budget_use", "seconds", "score", "pareto", "preset", "rerun_of", "arch", "spec")
 
 
 def format_csv(entries: list[Entry]) -> str:
@@ -225,8 +299,8 @@ def format_csv(entries: list[Entry]) -> str:
 
 
 def tier_records(best: list[tuple[int, Entry | None]]) -> list[dict[str, Any]]:
-    return [{"tier": t, "trial": e.trial if e else None, "val_acc": e.val_acc if e else None,
-             "test_acc": e.test_acc if e else None, "params": e.params if e else None} for t, e in best]
+    return [{"tier": t, "trial": e.trial if e else None, "val_acc": e.sel_acc if e else None,
+             "test_acc": e.test_mean if e else None, "params": e.params if e else None} for t, e in best]
 
 
 def format_json(entries: list[Entry], best: list[tuple[int, Entry | None]] | None = None,
@@ -259,12 +333,12 @@ def format_markdown(entries: list[Entry], best: list[tuple[int, Entry | None]] |
     return out
 
 
-TIER_COLUMNS = ("params <=", "trial", "val acc %", "test acc %", "params")
+TIER_COLUMNS = ("params <=", "trial", "val acc %", "test acc %", "params", "MACs", "RAM bytes")
 
 
 def tier_rows(best: list[tuple[int, Entry | None]]) -> list[list[str]]:
-    return [[f"{t:,}", str(e.trial), pct(e.val_acc), pct(e.test_acc), f"{e.params:,}"] if e else
-            [f"{t:,}", "-", "-", "-", "-"] for t, e in best]
+    return [[f"{t:,}", str(e.trial), pct(e.sel_acc), pct(e.test_mean), f"{e.params:,}", count_cell(e.macs),
+             count_cell(e.ram)] if e else [f"{t:,}", "-", "-", "-", "-", "-", "-"] for t, e in best]
 
 
 def _plain_table(header: Iterable[str], body: list[list[str]]) -> str:

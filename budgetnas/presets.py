@@ -76,6 +76,12 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+def fits(preset: Preset, shape: tuple[int, int, int] | list[int], num_classes: int) -> bool:
+    """Whether a preset takes these images: A-E were made for 1x28x28 digits, 10 classes."""
+    spec = preset.spec
+    return list(shape) == [spec.in_channels, spec.image_size, spec.image_size] and num_classes == spec.num_classes
+
+
 def get_preset(name: str) -> Preset:
     key = name.upper()
     if key not in PRESETS:

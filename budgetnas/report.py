@@ -32,10 +32,14 @@ def _hover(e: lb.Entry, acc: float | None, what: str) -> str:
     parts = [f"trial {e.trial} ({what})", f"{e.params:,} params" if e.params else "params ?"]
     if acc is not None:
         parts.append(f"val {100 * acc:.2f}%")
-    if e.test_acc is not None:
-        parts.append(f"test {100 * e.test_acc:.2f}%")
+    if e.test_mean is not None:
+        parts.append(f"test {100 * e.test_mean:.2f}%")
+    if e.n_runs > 1:
+        parts.append(f"mean of {lb.runs_cell(e)} runs (val std, points)")
     if e.macs:
         parts.append(f"{e.macs:,} MACs")
+    if e.ram:
+        parts.append(f"peak RAM {e.ram:,} bytes (int8)")
     reason = e.extra.get("rejected") or e.extra.get("pruned_reason")
     if reason:
         parts.append(str(reason))
@@ -43,8 +47,24 @@ def _hover(e: lb.Entry, acc: float | None, what: str) -> str:
     return "<br>".join(parts)
 
 
-def pareto_figure(trials: Iterable[Any], budget: int | None = None):
-    """Params (log axis) vs validation accuracy. Completed trials, the Pareto front (a
+COSTS = {"params": "trainable parameters", "macs": "MACs per image", "ram": "peak RAM of an int8 inference, bytes"}
+
+
+def cost_front(entries: Iterable[lb.Entry], cost: str) -> set[int]:
+    """Trials on the accuracy/``cost`` Pareto front (cost: params, macs or ram)."""
+    pts = sorted((e for e in entries if e.sel_acc is not None and getattr(e, cost)),
+                 key=lambda e: (getattr(e, cost), -e.sel_acc))
+    front, best = set(), -1.0
+    for e in pts:
+        if e.sel_acc > best:
+            front.add(e.trial)
+            best = e.sel_acc
+    return front
+
+
+def pareto_figure(trials: Iterable[Any], budget: int | None = None, cost: str = "params"):
+    """A cost (log axis: params, or with ``cost`` MACs or peak RAM) vs validation
+    accuracy, ``budget`` being that cost's limit. Completed trials, the Pareto front (a
     step line), pruned trials at their last reported accuracy, and, in a strip below,
     trials that never reported an accuracy (rejected over budget, diverged)."""
     from plotly.subplots import make_subplots
@@ -54,23 +74,26 @@ def pareto_figure(trials: Iterable[Any], budget: int | None = None):
     last = {t.number: _last_value(t) for t in trials}
     entries = lb.build(trials, include_all=True)
     done = [e for e in entries if e.state == "complete"]
-    front = sorted((e for e in done if e.pareto), key=lambda e: e.params)
-    pruned = [e for e in entries if e.state == "pruned" and e.params and last.get(e.trial) is not None]
-    untrained = [e for e in entries if e.params and e.state in ("rejected", "pruned", "failed")
+    x_of = lambda e: getattr(e, cost)
+    on_front = {e.trial for e in done if e.pareto} if cost == "params" else cost_front(done, cost)
+    done = [e for e in done if x_of(e)]
+    front = sorted((e for e in done if e.trial in on_front), key=x_of)
+    pruned = [e for e in entries if e.state == "pruned" and x_of(e) and last.get(e.trial) is not None]
+    untrained = [e for e in entries if x_of(e) and e.state in ("rejected", "pruned", "failed")
                  and (e.state == "rejected" or last.get(e.trial) is None)]
 
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.86, 0.14], vertical_spacing=0.03)
 
     def scatter(es, y, name, color, symbol, size=8, row=1, **kw):
-        fig.add_trace(go.Scatter(x=[e.params for e in es], y=y, mode=kw.pop("mode", "markers"), name=name,
+        fig.add_trace(go.Scatter(x=[x_of(e) for e in es], y=y, mode=kw.pop("mode", "markers"), name=name,
                                  marker=dict(color=color, symbol=symbol, size=size, line=dict(width=1, color=color)),
                                  hovertext=kw.pop("text"), hoverinfo="text", **kw), row=row, col=1)
 
-    scatter(done, [100 * e.val_acc for e in done], f"completed ({len(done)})", COLORS["complete"], "circle",
-            text=[_hover(e, e.val_acc, "complete") for e in done])
-    scatter(front, [100 * e.val_acc for e in front], f"Pareto front ({len(front)})", COLORS["front"], "diamond",
+    scatter(done, [100 * e.sel_acc for e in done], f"completed ({len(done)})", COLORS["complete"], "circle",
+            text=[_hover(e, e.sel_acc, "complete") for e in done])
+    scatter(front, [100 * e.sel_acc for e in front], f"Pareto front ({len(front)})", COLORS["front"], "diamond",
             size=11, mode="lines+markers", line=dict(shape="hv", color=COLORS["front"], width=2),
-            text=[_hover(e, e.val_acc, "Pareto front") for e in front])
+            text=[_hover(e, e.sel_acc, "Pareto front") for e in front])
     scatter(pruned, [100 * last[e.trial] for e in pruned], f"pruned, last reported val acc ({len(pruned)})",
             COLORS["pruned"], "circle-open", text=[_hover(e, last[e.trial], "pruned") for e in pruned])
     scatter(untrained, [0] * len(untrained), f"rejected / no accuracy ({len(untrained)})", COLORS["rejected"],
@@ -79,12 +102,13 @@ def pareto_figure(trials: Iterable[Any], budget: int | None = None):
         fig.add_vline(x=budget, line=dict(color=COLORS["budget"], dash="dash", width=1.5), row="all", col=1)
         # annotations on a log axis take log10(x); shapes (the vline) take x itself
         fig.add_annotation(x=math.log10(budget), xref="x", y=1.0, yref="paper", xanchor="left", showarrow=False,
-                           text=f" budget {budget:,}", font=dict(color=COLORS["budget"]))
+                           text=f" {'budget' if cost == 'params' else 'limit'} {budget:,}",
+                           font=dict(color=COLORS["budget"]))
     fig.update_xaxes(type="log", row=1, col=1)
-    fig.update_xaxes(type="log", title_text="trainable parameters (log scale)", row=2, col=1)
+    fig.update_xaxes(type="log", title_text=f"{COSTS[cost]} (log scale)", row=2, col=1)
     fig.update_yaxes(title_text="val accuracy %", row=1, col=1)
     fig.update_yaxes(showticklabels=False, range=[-1, 1], title_text="untrained", row=2, col=1)
-    fig.update_layout(title="Accuracy vs parameters (Pareto front in red)", template="plotly_white",
+    fig.update_layout(title=f"Accuracy vs {'parameters' if cost == 'params' else COSTS[cost]} (Pareto front in red)", template="plotly_white",
                       legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"),
                       margin=dict(l=60, r=20, t=90, b=40), height=540)
     return fig
@@ -95,13 +119,14 @@ def leaderboard_figure(trials: Iterable[Any], top: int = 15):
     import plotly.graph_objects as go
 
     entries = lb.build(trials)[:top]
-    header = ["rank", "trial", "val %", "test %", "params", "score", "front", "arch"]
-    cols = [list(range(1, len(entries) + 1)), [e.trial for e in entries], [lb.pct(e.val_acc) for e in entries],
-            [lb.pct(e.test_acc) for e in entries], [f"{e.params:,}" for e in entries],
-            [f"{e.score:.2f}" for e in entries], ["*" if e.pareto else "" for e in entries],
-            [lb.arch_summary(e.spec) for e in entries]]
+    header = ["rank", "trial", "val %", "test %", "runs", "params", "MACs", "RAM B", "score", "front", "arch"]
+    cols = [list(range(1, len(entries) + 1)), [e.trial for e in entries], [lb.pct(e.sel_acc) for e in entries],
+            [lb.pct(e.test_mean) for e in entries], [lb.runs_cell(e) for e in entries],
+            [f"{e.params:,}" for e in entries], [lb.count_cell(e.macs) for e in entries],
+            [lb.count_cell(e.ram) for e in entries], [f"{e.score:.2f}" for e in entries],
+            ["*" if e.pareto else "" for e in entries], [lb.arch_summary(e.spec) for e in entries]]
     fig = go.Figure(go.Table(header=dict(values=header, align="left"), cells=dict(values=cols, align="left"),
-                             columnwidth=[4, 4, 5, 5, 6, 5, 4, 22]))
+                             columnwidth=[4, 4, 5, 5, 5, 6, 5, 5, 5, 4, 22]))
     fig.update_layout(title=f"Leaderboard (top {len(entries)} by val accuracy; * = Pareto front)",
                       margin=dict(l=10, r=10, t=50, b=10), height=120 + 24 * max(1, len(entries)))
     return fig
@@ -196,8 +221,11 @@ def winner_html(winner: lb.Entry | None) -> str:
     rows = [[r["name"], r["layer"], "x".join(map(str, r["shape"])), f"{r['params']:,}", f"{r['macs']:,}"] for r in table]
     rows.append(["total", "", "", f"{sum(r['params'] for r in table):,}", f"{sum(r['macs'] for r in table):,}"])
     head = (f"<p>Trial <b>{winner.trial}</b>{f' (preset {html.escape(winner.preset)})' if winner.preset else ''}: "
-            f"val {lb.pct(winner.val_acc)}%, test {lb.pct(winner.test_acc)}%, {winner.params:,} params "
+            f"val {lb.pct(winner.sel_acc)}%, test {lb.pct(winner.test_mean)}%"
+            f"{f' (means of {winner.n_runs} runs, val std {100 * winner.val_std:.2f} points)' if winner.val_std is not None else ''}"
+            f", {winner.params:,} params "
             f"({lb.pct(winner.budget_use)}% of the budget), {winner.macs or 0:,} MACs per image, "
+            f"{f'peak RAM {winner.ram:,} bytes (int8), ' if winner.ram else ''}"
             f"trained in {winner.seconds or 0:.1f}s. Architecture: <code>{html.escape(lb.arch_summary(winner.spec))}"
             f"</code></p>")
     details = (f"<details><summary>spec and recipe (JSON)</summary><pre>"
@@ -206,15 +234,20 @@ def winner_html(winner: lb.Entry | None) -> str:
 
 
 def _settings_html(settings: dict, counts: dict[str, int], storage_label: str, study_name: str) -> str:
-    keys = ("budget", "dataset", "epochs", "train_limit", "val_size", "split_seed", "seed", "sampler", "pruner",
-            "eval_points")
-    items = [f"<b>{k}</b> {html.escape(str(settings[k]))}" for k in keys if k in settings]
+    keys = ("budget", "max_macs", "max_ram", "dataset", "epochs", "train_limit", "val_size", "split_seed", "seed",
+            "sampler", "pruner", "eval_points", "fingerprint", "images", "shape", "test_from")
+    items = [f"<b>{k}</b> {html.escape(str(settings[k]))}" for k in keys if settings.get(k) is not None]
+    if settings.get("shape"):
+        items[items.index(f"<b>shape</b> {html.escape(str(settings['shape']))}")] = \
+            f"<b>input</b> {'x'.join(map(str, settings['shape']))}"
+    if settings.get("classes"):
+        items.append(f"<b>classes</b> {html.escape(', '.join(map(str, settings['classes'])))}")
     count_text = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no trials"
     return (f"<p>Study <b>{html.escape(study_name)}</b> in <code>{html.escape(storage_label)}</code>; "
             f"{count_text}.</p><p class=muted>{' &middot; '.join(items)}</p>")
 
 
-def render(study, storage_label: str = "") -> str:
+def render(study, storage_label: str = "", cost: str = "params") -> str:
     """The report as one HTML string (plotly.js embedded once, no network needed)."""
     import plotly.io as pio
 
@@ -226,7 +259,8 @@ def render(study, storage_label: str = "") -> str:
     best = lb.best_per_tier(done, lb.default_tiers(budget)) if budget else []
     with warnings.catch_warnings():  # optuna's experimental / empty-study warnings are not the reader's business
         warnings.simplefilter("ignore")
-        figures = [("pareto", pareto_figure(trials, budget))]
+        limit = {"params": budget, "macs": settings.get("max_macs"), "ram": settings.get("max_ram")}[cost]
+        figures = [("pareto", pareto_figure(trials, limit, cost))]
         figures += [("history", history_figure(study)), ("intermediate", intermediate_figure(study))]
         imp, why = importances(study)
         if imp:
@@ -244,7 +278,7 @@ def render(study, storage_label: str = "") -> str:
 <h1>{html.escape(title)}</h1>
 <p class=muted>Generated {generated} from the study's storage.</p>
 {_settings_html(settings, lb.state_counts(entries), storage_label, study.study_name)}
-<h2>Accuracy vs parameters</h2>
+<h2>Accuracy vs {'parameters' if cost == 'params' else html.escape(COSTS[cost])}</h2>
 {divs["pareto"]}
 <h2>Leaderboard</h2>
 {leaderboard_html(entries, best)}
@@ -274,11 +308,11 @@ def check_writable(out: Path) -> None:
         raise ConfigError(f"cannot write {out}: permission denied; pass a writable --out")
 
 
-def write_report(study, out: Path, storage_label: str = "") -> Path:
+def write_report(study, out: Path, storage_label: str = "", cost: str = "params") -> Path:
     """Render and write atomically (a temporary file renamed into place)."""
     out = Path(out)
     check_writable(out)
-    text = render(study, storage_label)
+    text = render(study, storage_label, cost)
     tmp = out.with_name(out.name + ".part")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -12,13 +12,39 @@ from .config import JOURNAL_PREFIX, SearchConfig
 def event_line(e) -> str:
     """The line printed for a finished trial (a search.TrialEvent); workers.py prints it
     too, tagged with the worker."""
-    head = f"trial {e.number:>4} {e.state:<9} {e.params:>8,} params ({100 * e.params / e.budget:5.1f}%)"
+    state = "rerun" if e.state == "complete" and e.rerun_of is not None else e.state
+    head = f"trial {e.number:>4} {state:<9} {e.params:>8,} params ({100 * e.params / e.budget:5.1f}%)"
     if e.state == "complete":
-        return f"{head}  val {100 * e.val_acc:.2f}%  test {100 * e.test_acc:.2f}%  {e.seconds:.1f}s"
+        of = f"  (trial {e.rerun_of}, new seed)" if e.rerun_of is not None else ""
+        return f"{head}  val {100 * e.val_acc:.2f}%  test {100 * e.test_acc:.2f}%  {e.seconds:.1f}s{of}"
     if e.state == "pruned":
         acc = f"  val {100 * e.val_acc:.2f}%" if e.val_acc is not None else ""
         return f"{head}  {e.reason}{acc}  {e.seconds:.1f}s"
+    if e.reason and e.reason != "over budget":  # over the MAC or RAM budget: the reason says which
+        return f"{head}  {e.reason}: never built"
     return f"{head}  over the {e.budget:,} budget: never built"
+
+
+def check_budget_floor(budget: int, data) -> None:
+    """Refuse a budget below the smallest network the data's space can build."""
+    from .config import ConfigError
+    from .search import data_space
+    from .space import smallest_params
+    floor = smallest_params(data_space(data))
+    if budget < floor:
+        raise ConfigError(f"--budget {budget} is below the smallest network the space can build for this data "
+                          f"({floor} params): use --budget {floor} or more")
+
+
+def data_notes(info: dict) -> list[str]:
+    """What was done to the data, said once: its shape and identity for own data, then
+    each conversion or held-out split."""
+    lines = []
+    if info.get("source") not in (None, "builtin"):
+        c, h, w = info["shape"]
+        lines.append(f"data: {len(info['classes'])} classes, images {c}x{h}x{w}, fingerprint {info['fingerprint']}"
+                     + (" (decoded cache)" if info.get("cached") else ""))
+    return lines + [f"note: {n}" for n in info.get("notes", [])]
 
 
 def run_search(cfg: SearchConfig, url: str, progress: bool = True, worker: int = 0, quiet: bool = False) -> int:
@@ -42,12 +68,13 @@ def run_search(cfg: SearchConfig, url: str, progress: bool = True, worker: int =
     weights_dir = artifacts_dir(cfg, url)
     check_writable_dir(weights_dir)
     data = load_data(cfg.data).to(device)  # bad data fails here, before any storage is touched
+    check_budget_floor(cfg.budget, data)
     preload()
     # heartbeats on every RDB storage (SQLite too): a trial whose process was killed is
     # found stale and retried; the journal storage has none
     heartbeat = not url.startswith(JOURNAL_PREFIX)
     storage = open_storage(url, heartbeat=heartbeat)
-    study = create_or_load_study(cfg, storage, worker)
+    study = create_or_load_study(cfg, storage, worker, data)
     out = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     out(f"study {cfg.study!r} in {redact(url)}  ({len(study.trials)} trials so far)")
     for number in recover_stale(study):
@@ -57,8 +84,10 @@ def run_search(cfg: SearchConfig, url: str, progress: bool = True, worker: int =
     out(f"watch it live:  budgetnas dashboard --study {cfg.study} --storage {redact(url)}")
     out(f"data: {data.info['dataset']} train {data.info['train_size']:,} / val {data.info['val_size']:,} / "
         f"test {data.info['test_size']:,}; device {device}, {threads} threads; budget {cfg.budget:,} params")
+    for line in data_notes(data.info):
+        out(line)
     if cfg.warm_start == "presets":
-        names = enqueue_presets(study, cfg.budget)
+        names = enqueue_presets(study, cfg.budget, data)
         out(f"warm start: enqueued presets {', '.join(names) or '(none fit or already run)'}")
 
     total = cfg.trials or 0

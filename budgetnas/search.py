@@ -21,17 +21,23 @@ from typing import Callable
 import optuna
 import torch
 
-from .config import ConfigError, DataConfig, Recipe, SearchConfig
-from .data import Data
+from .config import ConfigError, DataConfig, Recipe, SearchConfig, is_builtin
+from .data import Data, identity
 from .model import build_model
-from .space import ArchSpec, Space, default_trials, macs, param_count, sample_recipe, sample_spec
+from .space import (ArchSpec, Space, default_trials, macs, over_budgets, param_count, peak_ram, sample_recipe,
+                    sample_spec, space_for)
 from .storage import heartbeat_settings
 from .train import Diverged, report_count, train
 
 # Study user attrs that pin a study's meaning: a worker or a rerun reads them, and a
 # rerun with different values is refused (its trials would not be comparable).
-PINNED = ("budget", "epochs", "dataset", "val_size", "split_seed", "eval_points", "train_limit", "train_fraction")
+PINNED = ("budget", "max_macs", "max_ram", "epochs", "dataset", "val_size", "split_seed", "eval_points", "train_limit",
+          "train_fraction", "image_size", "channels", "hflip")
+# the data's identity (data.identity), pinned too; a study made before it was recorded has none
+IDENTITY = ("fingerprint", "images", "shape", "classes")
 TARGET_ATTR = "target_trials"  # study user attr: trained trials the study should hold
+UNITS = {"params": "params", "macs": "MACs", "ram": "bytes"}  # what each budget kind counts
+RERUN_ATTR = "rerun_of"  # trial user attr: this trial re-trains trial N's candidate with a new seed
 
 
 @dataclass
@@ -46,6 +52,7 @@ class TrialEvent:
     test_acc: float | None = None
     seconds: float | None = None
     reason: str = ""
+    rerun_of: int | None = None  # a re-run of this trial's candidate (new seed)
 
 
 # --- sampler and pruner ----------------------------------------------------------------
@@ -58,6 +65,14 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
 
 
 def make_pruner(name: str, epochs: int, eval_points: int) -> optuna.pruners.BasePruner:
+    """``auto``: the median pruner for a 1-epoch search; for more epochs, Hyperband across
+    epochs (successive halving with rungs at 1, 3, 9... epochs: most candidates are
+    stopped after one or three epochs, the best ones train to the end)."""
+    if name == "auto":
+        if epochs == 1:
+            return make_pruner("median", epochs, eval_points)
+        return optuna.pruners.HyperbandPruner(min_resource=eval_points, max_resource=epochs * eval_points,
+                                              reduction_factor=3)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs * eval_points, reduction_factor=3)
     if name == "median":
@@ -69,33 +84,71 @@ def make_pruner(name: str, epochs: int, eval_points: int) -> optuna.pruners.Base
 
 
 # --- study -------------------------------------------------------------------------------
-def study_settings(cfg: SearchConfig) -> dict:
+def data_space(data: Data) -> Space:
+    """The search space for this data: its channels, side and classes; flips where the
+    data says they make sense."""
+    c, h, w = data.shape
+    return space_for(c, h, data.num_classes, data.hflip)
+
+
+def study_settings(cfg: SearchConfig, data: Data | None = None) -> dict:
+    """The settings a study is pinned to. With ``data``: its identity (fingerprint,
+    image count, shape, class names), normalisation and the space it implies."""
     d = cfg.data
-    return {"budget": cfg.budget, "epochs": cfg.epochs, "dataset": d.dataset, "val_size": d.val_size,
-            "split_seed": d.split_seed, "eval_points": cfg.eval_points, "train_limit": d.train_limit,
-            "train_fraction": d.train_fraction, "subset_method": d.subset_method, "curriculum": d.curriculum,
-            "seed": cfg.seed, "pruner": cfg.pruner, "sampler": cfg.sampler,
-            "space": dataclasses.asdict(Space())}
+    settings = {"budget": cfg.budget, "max_macs": cfg.max_macs, "max_ram": cfg.max_ram, "epochs": cfg.epochs,
+                "dataset": d.dataset, "val_size": d.val_size,
+                "split_seed": d.split_seed, "eval_points": cfg.eval_points, "train_limit": d.train_limit,
+                "train_fraction": d.train_fraction, "subset_method": d.subset_method, "curriculum": d.curriculum,
+                "seed": cfg.seed, "pruner": cfg.pruner, "sampler": cfg.sampler,
+                "confirm_top": cfg.confirm_top, "reruns": cfg.reruns,
+                "image_size": d.image_size, "channels": d.channels, "hflip": d.hflip,
+                "space": dataclasses.asdict(data_space(data) if data is not None else Space())}
+    if data is not None:
+        settings.update(identity(data.info), mean=data.info["mean"], std=data.info["std"],
+                        test_from=data.info["test_from"], data_dir=data.info["data_dir"])
+    return settings
 
 
-def create_or_load_study(cfg: SearchConfig, storage: optuna.storages.BaseStorage, worker: int = 0) -> optuna.Study:
-    """Create the study once (or load it) and pin its settings; refuse a rerun whose
-    settings would make its trials incomparable."""
+def _describe(s: dict) -> str:
+    shape = "x".join(map(str, s.get("shape") or [])) or "?"
+    return f"fingerprint {s.get('fingerprint')}, {s.get('images') or 0:,} images of {shape}, {len(s.get('classes') or [])} classes"
+
+
+def check_pinned(name: str, stored: dict, wanted: dict) -> None:
+    """Refuse settings (or data) that would make a rerun's trials incomparable with the
+    study's. Two own-data sources are compared by content, not by path; settings a study
+    made by an older version does not hold are not compared."""
+    for key in PINNED:
+        if key not in stored and key in ("image_size", "channels", "hflip"):
+            continue
+        if key == "dataset" and stored.get("fingerprint") and wanted.get("fingerprint") \
+                and not is_builtin(str(stored.get(key))) and not is_builtin(str(wanted.get(key))):
+            continue  # the same files may sit elsewhere on another host: the fingerprint decides
+        if stored.get(key) != wanted.get(key):
+            raise ConfigError(f"study {name!r} was made with {key}={stored.get(key)!r}, not "
+                              f"{wanted.get(key)!r}: rerun with the same settings or pick a new --study")
+    if stored.get("fingerprint") and wanted.get("fingerprint") and \
+            any(stored.get(k) != wanted.get(k) for k in IDENTITY):
+        raise ConfigError(f"study {name!r} was made on other data ({_describe(stored)}; this data: "
+                          f"{_describe(wanted)}): search the same data or pick a new --study")
+
+
+def create_or_load_study(cfg: SearchConfig, storage: optuna.storages.BaseStorage, worker: int = 0,
+                         data: Data | None = None) -> optuna.Study:
+    """Create the study once (or load it) and pin its settings and its data's identity;
+    refuse a rerun whose settings or data would make its trials incomparable."""
     study = optuna.create_study(study_name=cfg.study, storage=storage, direction="maximize",
                                 sampler=make_sampler(cfg.sampler, cfg.seed + 1000 * worker),
                                 pruner=make_pruner(cfg.pruner, cfg.epochs, cfg.eval_points), load_if_exists=True)
     stored = study.user_attrs.get("settings")
-    wanted = study_settings(cfg)
+    wanted = study_settings(cfg, data)
     if stored is None:
         study.set_user_attr("settings", wanted)
         study.set_metric_names(["val_acc"])
-        for params in default_trials(cfg.budget):
+        for params in default_trials(cfg.budget, data_space(data) if data is not None else None):
             study.enqueue_trial(dict(params), user_attrs={"default_trial": True})
     else:
-        for key in PINNED:
-            if stored.get(key) != wanted.get(key):
-                raise ConfigError(f"study {cfg.study!r} was made with {key}={stored.get(key)!r}, not "
-                                  f"{wanted.get(key)!r}: rerun with the same settings or pick a new --study")
+        check_pinned(cfg.study, stored, wanted)
     done = len(study.get_trials(deepcopy=False))
     if done:  # a resumed run must not replay the sampler's sequence of the first run
         study.sampler = make_sampler(cfg.sampler, (cfg.seed + 1000 * worker + 1_000_003 * done) % 2 ** 32)
@@ -132,12 +185,22 @@ def config_from_study(study: optuna.Study, **overrides) -> SearchConfig:
     s = study.user_attrs.get("settings")
     if s is None:
         raise ConfigError(f"study {study.study_name!r} has no budgetnas settings: create it with 'budgetnas search'")
-    data = DataConfig(dataset=s["dataset"], val_size=s["val_size"], split_seed=s["split_seed"],
+    data_dir = overrides.pop("data_dir", None)
+    dataset = s["dataset"]
+    if not is_builtin(dataset) and not dataset.startswith("torchvision:") and data_dir:
+        dataset, data_dir = data_dir, None  # own data: --data-dir is where this host holds it
+    if not is_builtin(dataset) and not dataset.startswith("torchvision:") and not Path(dataset).exists():
+        raise ConfigError(f"study {study.study_name!r} searches the data at {dataset}, which this host does not have: "
+                          "pass --data-dir with the same folder or .npz file here")
+    data = DataConfig(dataset=dataset, val_size=s["val_size"], split_seed=s["split_seed"],
                       train_limit=s["train_limit"], train_fraction=s["train_fraction"],
                       subset_method=s.get("subset_method", "random"), curriculum=s.get("curriculum", False),
-                      data_dir=overrides.pop("data_dir", None))
-    return SearchConfig(budget=s["budget"], epochs=s["epochs"], study=study.study_name, seed=s["seed"],
-                        pruner=s["pruner"], sampler=s["sampler"], eval_points=s["eval_points"], data=data, **overrides)
+                      image_size=s.get("image_size"), channels=s.get("channels"), hflip=s.get("hflip", "auto"),
+                      data_dir=data_dir)
+    return SearchConfig(budget=s["budget"], max_macs=s.get("max_macs"), max_ram=s.get("max_ram"), epochs=s["epochs"],
+                        study=study.study_name, seed=s["seed"],
+                        pruner=s["pruner"], sampler=s["sampler"], eval_points=s["eval_points"], data=data,
+                        confirm_top=s.get("confirm_top", 0), reruns=s.get("reruns", 2), **overrides)
 
 
 # --- the objective ------------------------------------------------------------------------
@@ -150,14 +213,35 @@ def trial_seed(seed: int, number: int) -> int:
     return (seed * 1_000_003 + number) % (2 ** 31)
 
 
-def architecture_note(spec: ArchSpec, params: int, budget: int) -> str:
-    """A markdown note (for optuna-dashboard): the architecture as a small table."""
+def rerun_seed(seed: int, run: int) -> int:
+    """The training seed of re-run ``run`` (1, 2...) of a trial trained with ``seed``."""
+    return (seed + 7_919 * run) % (2 ** 31)
+
+
+def architecture_note(spec: ArchSpec, params: int, budget: int, max_macs: int | None = None,
+                      max_ram: int | None = None) -> str:
+    """A markdown note (for optuna-dashboard): the architecture as a small table, with
+    its MACs and peak int8 RAM (and their share of the limits given)."""
     from .space import layer_table
-    rows = ["| layer | output | params |", "|---|---|---|"]
-    rows += [f"| {r['layer']} | {'x'.join(map(str, r['shape']))} | {r['params']:,} |" for r in layer_table(spec)]
-    verdict = " **over budget: rejected, never built**" if params > budget else ""
+    rows = ["| layer | output | params | MACs |", "|---|---|---|---|"]
+    rows += [f"| {r['layer']} | {'x'.join(map(str, r['shape']))} | {r['params']:,} | {r['macs']:,} |"
+             for r in layer_table(spec)]
+    over = over_budgets(spec, budget, max_macs, max_ram)
+    verdict = f" **over budget: rejected, never built** (over the {' and '.join(over)} limit)" if over else ""
+    share = lambda v, limit: f" ({100 * v / limit:.1f}% of {limit:,})" if limit else ""
+    n_macs, ram = macs(spec), peak_ram(spec)
     return (f"**{params:,} params** ({100 * params / budget:.1f}% of the {budget:,} budget){verdict}\n\n"
-            + "\n".join(rows))
+            f"{n_macs:,} MACs per image{share(n_macs, max_macs)}; peak RAM of an int8 inference "
+            f"{ram:,} bytes{share(ram, max_ram)}\n\n" + "\n".join(rows))
+
+
+def rejection_reason(over: dict[str, tuple[int, int]]) -> str:
+    """'over budget' (the parameter budget alone: the line says which), else e.g.
+    'over the MAC budget (412,000 > 300,000)' for the budgets a spec exceeds."""
+    if set(over) == {"params"}:
+        return "over budget"
+    names = {"params": "parameter", "macs": "MAC", "ram": "RAM"}
+    return "; ".join(f"over the {names[k]} budget ({v:,} > {limit:,} {UNITS[k]})" for k, (v, limit) in over.items())
 
 
 class TrialHold:
@@ -203,36 +287,46 @@ class Objective:
         self.cfg, self.data, self.device, self.weights_dir = cfg, data, device, weights_dir
         self.on_event = on_event or (lambda e: None)
         self.progress = progress
-        self.space = space or Space()
+        self.space = space or data_space(data)
         self.hold = TrialHold.from_env()
 
     def __call__(self, trial: optuna.Trial) -> float:
         t0 = time.perf_counter()
         cfg = self.cfg
         preset = trial.user_attrs.get("preset_spec")
-        spec = ArchSpec.from_dict(preset) if preset else sample_spec(trial, self.space, cfg.budget)
-        params = param_count(spec)
+        spec = (ArchSpec.from_dict(preset) if preset else
+                sample_spec(trial, self.space, cfg.budget, cfg.max_macs, cfg.max_ram))
+        params, n_macs, ram = param_count(spec), macs(spec), peak_ram(spec)
         with warnings.catch_warnings():
             # a retried trial (after a kill) inherits this same value; Optuna warns and keeps it
             warnings.filterwarnings("ignore", message="The constraint value is ignored")
             trial.set_constraint("params_over_budget", float(params - cfg.budget))
-        trial.set_user_attr("params", params)
-        trial.set_user_attr("budget", cfg.budget)
-        trial.set_user_attr("worker", worker_name())
+            if cfg.max_macs is not None:
+                trial.set_constraint("macs_over_budget", float(n_macs - cfg.max_macs))
+            if cfg.max_ram is not None:
+                trial.set_constraint("ram_over_budget", float(ram - cfg.max_ram))
+        for key, value in (("params", params), ("budget", cfg.budget), ("macs", n_macs), ("ram", ram),
+                           ("max_macs", cfg.max_macs), ("max_ram", cfg.max_ram), ("worker", worker_name())):
+            trial.set_user_attr(key, value)
         self._note(trial, spec, params)
-        if params > cfg.budget:  # rejected before any model exists (few storage writes: ~ms)
+        over = over_budgets(spec, cfg.budget, cfg.max_macs, cfg.max_ram)
+        if over:  # rejected before any model exists (few storage writes: ~ms)
+            what = "; ".join(f"{v} {UNITS[k]} > {k} budget {limit}" for k, (v, limit) in over.items())
             trial.set_user_attr("spec", spec.to_dict())
-            trial.set_user_attr("rejected", f"{params} params > budget {cfg.budget}")
+            trial.set_user_attr("rejected", what)
+            trial.set_user_attr("rejected_by", list(over))  # which budgets: params, macs, ram
             self.on_event(TrialEvent(trial.number, "rejected", params, cfg.budget, seconds=time.perf_counter() - t0,
-                                     reason="over budget"))
-            raise optuna.TrialPruned(f"over budget: {params} > {cfg.budget}")
+                                     reason=rejection_reason(over)))
+            raise optuna.TrialPruned(f"over budget: {what}")
         if preset:  # an enqueued seed model (--warm-start presets): fixed spec and recipe
             recipe = Recipe.from_dict({**trial.user_attrs["preset_recipe"], "epochs": cfg.epochs})
         else:
             recipe = sample_recipe(trial, self.space, cfg.epochs)
         # a retry of a trial whose worker died inherits its user attrs: replay its seed too
+        # (a re-run's seed is set when it is queued)
         seed = trial.user_attrs.get("seed", trial_seed(cfg.seed, trial.number))
-        for key, value in (("spec", spec.to_dict()), ("recipe", recipe.to_dict()), ("macs", macs(spec)),
+        rerun_of = trial.user_attrs.get(RERUN_ATTR)
+        for key, value in (("spec", spec.to_dict()), ("recipe", recipe.to_dict()),
                            ("seed", seed), ("budget_use", params / cfg.budget)):
             trial.set_user_attr(key, value)
         torch.manual_seed(seed)
@@ -243,8 +337,9 @@ class Objective:
         def report(point: int, acc: float) -> None:
             last.update(point=point, acc=acc)
             trial.report(acc, point)
-            # the last report ends training anyway: a finished model is kept, never pruned
-            if point < final and trial.should_prune():
+            # the last report ends training anyway: a finished model is kept, never pruned;
+            # a re-run measures a chosen candidate again and is never pruned either
+            if rerun_of is None and point < final and trial.should_prune():
                 raise optuna.TrialPruned(f"val acc {acc:.4f} at report {point}")
             self.hold(trial.number, point, final)
 
@@ -270,13 +365,13 @@ class Objective:
                            ("torch", torch.__version__)):
             trial.set_user_attr(key, value)
         self.on_event(TrialEvent(trial.number, "complete", params, cfg.budget, result.val_acc, result.test_acc,
-                                 result.seconds))
+                                 result.seconds, rerun_of=rerun_of))
         return result.val_acc
 
     def _note(self, trial: optuna.Trial, spec: ArchSpec, params: int) -> None:
         try:
             from optuna_dashboard import save_note
-            save_note(trial, architecture_note(spec, params, self.cfg.budget))
+            save_note(trial, architecture_note(spec, params, self.cfg.budget, self.cfg.max_macs, self.cfg.max_ram))
         except Exception:  # a note is a convenience: never let it fail a trial
             pass
 
@@ -290,12 +385,15 @@ class Objective:
         return path
 
 
-def enqueue_presets(study: optuna.Study, budget: int) -> list[str]:
-    """Enqueue the seed presets that fit the budget (as fixed architectures)."""
-    from .presets import PRESETS
+def enqueue_presets(study: optuna.Study, budget: int, data: Data | None = None) -> list[str]:
+    """Enqueue the seed presets that fit the budget and take the data's images (as fixed
+    architectures): A-E take 1x28x28 digits with 10 classes."""
+    from .presets import PRESETS, fits
     names = []
     done = {t.user_attrs.get("preset") for t in study.get_trials(deepcopy=False)}
     for name, p in PRESETS.items():
+        if data is not None and not fits(p, data.shape, data.num_classes):
+            continue
         if param_count(p.spec) <= budget and name not in done:
             study.enqueue_trial({}, user_attrs={"preset": name, "preset_spec": p.spec.to_dict(),
                                                 "preset_recipe": p.recipe.to_dict()})
@@ -305,12 +403,49 @@ def enqueue_presets(study: optuna.Study, budget: int) -> list[str]:
 
 # --- running ----------------------------------------------------------------------------------
 def trained_count(study: optuna.Study) -> int:
-    """Trials that trained a model (complete, or pruned by the pruner). Rejected
-    (over-budget) and failed trials do not count towards --trials."""
+    """Trials that trained a candidate (complete, or pruned by the pruner). Rejected
+    (over-budget) and failed trials, and re-runs of a candidate, do not count towards
+    --trials."""
     n = 0
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)):
-        n += not t.user_attrs.get("rejected")
+        n += not t.user_attrs.get("rejected") and t.user_attrs.get(RERUN_ATTR) is None
     return n
+
+
+# --- re-runs of the best candidates: a winner that is not a coin flip ---------------------------
+def top_candidates(trials: list, k: int) -> list:
+    """The k best completed trials by their own validation accuracy (re-runs excluded)."""
+    done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get(RERUN_ATTR) is None
+            and t.user_attrs.get("val_acc") is not None]
+    return sorted(done, key=lambda t: (-t.user_attrs["val_acc"], t.user_attrs.get("params", 0), t.number))[:k]
+
+
+def missing_reruns(trials: list, k: int, reruns: int) -> list[tuple]:
+    """(trial, run) pairs still to do so that each of the k best candidates has ``reruns``
+    re-runs: done, running or queued ones count; failed ones do not (they run again)."""
+    have: dict[int, int] = {}
+    for t in trials:
+        of = t.user_attrs.get(RERUN_ATTR)
+        if of is not None and t.state != optuna.trial.TrialState.FAIL:
+            have[of] = have.get(of, 0) + 1
+    return [(t, run) for t in top_candidates(trials, k) for run in range(have.get(t.number, 0) + 1, reruns + 1)]
+
+
+def rerun_seconds(trials: list, k: int, reruns: int) -> float:
+    """Estimated seconds the re-runs still to do will take (each as long as its original)."""
+    return sum(t.user_attrs.get("seconds") or 0.0 for t, _ in missing_reruns(trials, k, reruns))
+
+
+def enqueue_reruns(study: optuna.Study, k: int, reruns: int) -> int:
+    """Queue the missing re-runs of the k best candidates (same parameters, a new seed per
+    run); return how many re-runs are waiting to run."""
+    trials = study.get_trials(deepcopy=False)
+    for t, run in missing_reruns(trials, k, reruns):
+        attrs = {RERUN_ATTR: t.number, "seed": rerun_seed(t.user_attrs.get("seed", 0), run)}
+        attrs.update({key: t.user_attrs[key] for key in ("preset", "preset_spec", "preset_recipe") if key in t.user_attrs})
+        study.enqueue_trial(dict(t.params), user_attrs=attrs)
+    waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+    return sum(1 for t in waiting if t.user_attrs.get(RERUN_ATTR) is not None)
 
 
 def running_count(study: optuna.Study, since: datetime.datetime) -> int:
@@ -350,7 +485,7 @@ def await_stale(study: optuna.Study, note: Callable[[str], None] | None = None) 
 
 def optimize(study: optuna.Study, objective: Objective, cfg: SearchConfig,
              after_trial: Callable[[], None] | None = None, running_since: datetime.datetime | None = None,
-             settle: bool = False, note: Callable[[str], None] | None = None) -> None:
+             settle: bool = False, note: Callable[[str], None] | None = None, confirm: bool = True) -> None:
     """Run trials until the study holds cfg.trials trained trials (total, so the same
     command resumes an interrupted search) and no retry of a dead worker's trial is
     queued, or cfg.timeout passes. KeyboardInterrupt propagates after Optuna marks the
@@ -363,9 +498,22 @@ def optimize(study: optuna.Study, objective: Objective, cfg: SearchConfig,
     ``settle`` (storages with heartbeats, which other processes may share): on reaching
     the target, wait for the trials other workers run (see await_stale) and run the
     retry of any whose worker died. Without it a worker that reached the target first
-    would leave a killed worker's trial RUNNING for good."""
+    would leave a killed worker's trial RUNNING for good.
+
+    ``confirm``: then re-run the ``cfg.confirm`` best candidates ``cfg.reruns`` more times
+    with new seeds (queued as trials with the user attr ``rerun_of``), so the leaderboard
+    ranks them by a mean over runs. With --timeout, the search stops early enough that
+    these re-runs (estimated from the candidates' own times) fit in the time given."""
     target = cfg.trials
     publish = DashboardPublisher()
+    k = cfg.confirm if confirm else 0
+    end = None if cfg.timeout is None else time.monotonic() + cfg.timeout
+
+    def reserve(study: optuna.Study) -> float:
+        """Seconds kept back for re-running the best candidates (with --timeout)."""
+        if end is None or not k or not cfg.reruns:
+            return 0.0
+        return rerun_seconds(study.get_trials(deepcopy=False), k, cfg.reruns)
 
     def finished(study: optuna.Study) -> bool:
         if target is None:
@@ -375,25 +523,37 @@ def optimize(study: optuna.Study, objective: Objective, cfg: SearchConfig,
             done += running_count(study, running_since)
         return done >= target and not queued_retries(study)
 
-    def stop_when_done(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+    def after(study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
         publish(study)
         if after_trial is not None:
             after_trial()
-        if finished(study):
-            study.stop()
+
+    def stop_when_done(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        after(study, trial)
+        if finished(study) or (end is not None and time.monotonic() + reserve(study) >= end):
+            study.stop()  # the target is reached, or what time is left is for the re-runs
+
+    def left(keep: float = 0.0) -> float | None:
+        return None if end is None else max(0.0, end - time.monotonic() - keep)
 
     # n_trials caps asks as a guard: rejected trials take ~ms, but never loop forever
     cap = None if target is None else 50 * target
-    end = None if cfg.timeout is None else time.monotonic() + cfg.timeout
     try:
         while True:
-            if not finished(study):
-                left = None if end is None else max(0.0, end - time.monotonic())
-                study.optimize(objective, n_trials=cap, timeout=left, callbacks=[stop_when_done], catch=(),
-                               gc_after_trial=False, show_progress_bar=False)
+            if not finished(study) and left(reserve(study)) != 0.0:
+                study.optimize(objective, n_trials=cap, timeout=left(reserve(study)), callbacks=[stop_when_done],
+                               catch=(), gc_after_trial=False, show_progress_bar=False)
             if not (settle and finished(study) and (end is None or time.monotonic() < end)
                     and await_stale(study, note)):
                 break
+        if k and cfg.reruns and left() != 0.0:
+            waiting = enqueue_reruns(study, k, cfg.reruns)
+            if waiting:
+                if note is not None:
+                    note(f"re-running the {k} best candidates {cfg.reruns} more time(s) each with new seeds "
+                         f"before naming a winner ({waiting} runs)")
+                study.optimize(objective, n_trials=waiting, timeout=left(), callbacks=[after],
+                               catch=(), gc_after_trial=False, show_progress_bar=False)
     finally:
         publish(study, force=True)
 

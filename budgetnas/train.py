@@ -173,7 +173,8 @@ def train(model: nn.Module, data: Data, recipe: Recipe, *, device: torch.device 
         loss_sum = torch.zeros((), device=device)
         for step in range(1, steps + 1):
             idx = perm[(step - 1) * bs: step * bs]
-            xb = augment(data.train_x.index_select(0, idx), recipe.rotate, recipe.translate, data.background, gen)
+            xb = augment(data.train_x.index_select(0, idx), recipe.rotate, recipe.translate, data.background, gen,
+                         recipe.hflip)
             xb = xb.contiguous(memory_format=memory_format)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 logits = model(xb)

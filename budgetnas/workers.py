@@ -116,7 +116,7 @@ def _work(cfg, url, index, cores, messages, go, progress, started, data) -> int:
     go.wait()  # the parent has checked the data and created the study (or it stops us first)
     heartbeat = _heartbeats(url)
     storage = open_storage(url, heartbeat=heartbeat)
-    study = create_or_load_study(cfg, storage, worker=index)  # exists: loads it with this worker's sampler seed
+    study = create_or_load_study(cfg, storage, worker=index, data=data)  # exists: loads it with this worker's seed
     last = [0.0]
 
     def on_progress(step: int, steps: int, acc: float | None) -> None:  # every 20 steps and at reports
@@ -128,7 +128,10 @@ def _work(cfg, url, index, cores, messages, go, progress, started, data) -> int:
 
     objective = Objective(cfg, data, device, artifacts_dir(cfg, url), lambda e: messages.put(("event", index, e)),
                           on_progress)
-    optimize(study, objective, cfg, lambda: messages.put(("trial", index)), running_since=started, settle=heartbeat)
+    # the first worker alone queues and runs the re-runs of the best candidates (two would
+    # queue the same ones twice); the others end when the target is reached
+    optimize(study, objective, cfg, lambda: messages.put(("trial", index)), running_since=started, settle=heartbeat,
+             confirm=index == 0)
     return 0
 
 
@@ -142,7 +145,7 @@ def run_parallel(cfg: SearchConfig, url: str, progress: bool = True) -> int:
 
     from . import leaderboard as lb
     from .data import load_data
-    from .runner import event_line
+    from .runner import data_notes, event_line
     from .runtime import preload, resolve_device
     from .search import create_or_load_study, enqueue_presets, trained_count
     from .storage import open_storage, redact
@@ -172,18 +175,22 @@ def run_parallel(cfg: SearchConfig, url: str, progress: bool = True) -> int:
                      data if fork else None)
     total = cfg.trials or 0
     try:
-        info = (data if data is not None else load_data(cfg.data)).info  # bad data fails before the storage
+        loaded = data if data is not None else load_data(cfg.data)  # bad data fails before the storage
+        info = loaded.info
         del data  # the workers hold their own (copy-on-write) view
         storage = open_storage(url, heartbeat=_heartbeats(url))
-        study = create_or_load_study(cfg, storage)  # once, before any worker opens it
+        study = create_or_load_study(cfg, storage, data=loaded)  # once, before any worker opens it
         print(f"study {cfg.study!r} in {redact(url)}  ({len(study.trials)} trials so far)")
         print(f"watch it live:  budgetnas dashboard --study {cfg.study} --storage {redact(url)}")
         print(f"data: {info['dataset']} train {info['train_size']:,} / val {info['val_size']:,} / "
               f"test {info['test_size']:,}; device {device}; budget {cfg.budget:,} params; "
               f"{cfg.workers} worker processes x {threads} threads ({workers['how']})")
+        for line in data_notes(info):
+            print(line)
         if cfg.warm_start == "presets":
-            names = enqueue_presets(study, cfg.budget)
+            names = enqueue_presets(study, cfg.budget, loaded)
             print(f"warm start: enqueued presets {', '.join(names) or '(none fit or already run)'}")
+        del loaded
         done = bool(total and trained_count(study) >= total)
     except BaseException:
         _stop_unstarted(workers)

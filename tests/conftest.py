@@ -10,6 +10,13 @@ import pytest
 os.environ.setdefault("BUDGETNAS_OFFLINE", "1")  # tests never wait on the network
 
 
+@pytest.fixture(scope="session", autouse=True)
+def decoded_cache(tmp_path_factory):
+    """Own data decoded by tests (and the CLI processes they start) is cached in a
+    temporary folder, never in the user's cache."""
+    os.environ["BUDGETNAS_CACHE"] = str(tmp_path_factory.mktemp("decoded"))
+
+
 @pytest.fixture(scope="session")
 def mnist_dir(tmp_path_factory) -> Path:
     from budgetnas.data import REGISTRY, ensure_files

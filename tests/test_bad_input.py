@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from owndata import write_bad_data
 from procs import budgetnas, cli_env, fingerprint, run
 
-from budgetnas.space import Space, smallest_params
+from budgetnas.space import Space, smallest_macs, smallest_params, smallest_ram
 
 SECRET = "s3cr3t-pw"
 FLOOR = smallest_params(Space())
@@ -58,6 +59,27 @@ CASES = [
     ("train-on-another-dataset-s-files", ("train", "--preset", "A", "--epochs", "1", "--dataset", "fashion-mnist",
                                           *DATA), NO_OFFLINE,
      "train-images-idx3-ubyte.gz: this is mnist's train-images-idx3-ubyte, not fashion-mnist's: pass --dataset mnist"),
+    # your own data (folders, .npz): each names the file or folder and what to do
+    ("own-empty-folder", ("search", *STUDY, "--dataset", "{own}/empty"), {}, "empty: no images found"),
+    ("own-one-class", ("search", *STUDY, "--dataset", "{own}/oneclass"), {}, "only one class ('cat')"),
+    ("own-corrupt-image", ("search", *STUDY, "--dataset", "{own}/corrupt"), {},
+     "corrupt/class1/broken.png: not a readable image"),
+    ("own-images-too-small", ("search", *STUDY, "--dataset", "{own}/tiny"), {},
+     "images of 4x4 pixels are too small for any network of the space: use --image-size 8 or more"),
+    ("own-too-large-for-memory", ("search", *STUDY, "--dataset", "{own}/big"), {"BUDGETNAS_MAX_MEMORY": "10K"},
+     "40 images of 1x16x16 need about"),
+    ("npz-without-keys", ("search", *STUDY, "--dataset", "{own}/nokeys.npz"), {}, "no x_train or y_train in it"),
+    ("npz-mismatched-lengths", ("search", *STUDY, "--dataset", "{own}/mismatch.npz"), {}, "40 images but 37 labels"),
+    ("npz-labels-out-of-range", ("search", *STUDY, "--dataset", "{own}/outofrange.npz"), {},
+     "test label 7 is out of range for 2 classes"),
+    ("npz-labels-not-integers", ("search", *STUDY, "--dataset", "{own}/floatlabels.npz"), {},
+     "labels must be integers 0..K-1"),
+    ("dataset-neither-folder-nor-npz", ("search", *STUDY, "--dataset", "{own}/an-image.png"), {},
+     "an-image.png': use mnist, fashion-mnist, a folder with one subfolder per class"),
+    ("image-size-too-small", ("search", *STUDY, *DATA, "--image-size", "4"), {}, "--image-size must be in 8..1024"),
+    ("channels-two", ("search", *STUDY, *DATA, "--channels", "2"), {}, "--channels must be 1 or 3 (got 2)"),
+    ("train-preset-on-own-data", ("train", "--preset", "A", "--epochs", "1", "--dataset", "{own}/big"), {},
+     "preset A takes 1x28x28 digits with 10 classes"),
     # the data command
     ("data-unknown-dataset", ("data", "cifar10"), {}, "unknown dataset 'cifar10'"),
     ("data-cannot-be-fetched", ("data", "fashion-mnist", "--data-dir", "{D}/fashion"), NO_OFFLINE,
@@ -132,7 +154,25 @@ CASES = [
     ("train-epochs-zero", ("train", "--preset", "A", "--epochs", "0", *DATA), {}, "--epochs must be at least 1"),
     ("train-unknown-preset", ("train", "--preset", "Z", "--epochs", "1", *DATA), {}, "unknown preset 'Z'"),
     ("unknown-command", ("fly",), {}, "invalid choice: 'fly'"),
+    # MAC and peak-RAM budgets (issue 16)
+    ("max-macs-below-smallest", ("search", *STUDY, *DATA, "--max-macs", "1k"), {},
+     f"--max-macs 1000 is below the smallest network the space can build ({smallest_macs(Space())} MACs): "
+     f"use --max-macs {smallest_macs(Space())} or more"),
+    ("max-ram-below-smallest", ("search", *STUDY, *DATA, "--max-ram", "100"), {},
+     f"--max-ram 100 is below the smallest network the space can build ({smallest_ram(Space())} bytes of peak "
+     f"RAM): use --max-ram {smallest_ram(Space())} or more"),
+    ("max-macs-malformed", ("search", *STUDY, *DATA, "--max-macs", "12q"), {},
+     "'12q' is not a size: use a whole number with an optional k (1,000) or M (1,000,000) suffix"),
+    ("max-ram-fraction", ("search", *STUDY, *DATA, "--max-ram", "2.5k"), {}, "'2.5k' is not a size"),
+    ("max-ram-zero", ("search", *STUDY, *DATA, "--max-ram", "0"), {}, "--max-ram must be a positive number of bytes"),
+    ("space-max-macs-below-smallest", ("space", "--max-macs", "300"), {}, "use --max-macs"),
+    ("study-max-macs-differ", ("search", *STUDY, *DATA, "--max-macs", "2M"), {}, "was made with max_macs=None, not 2000000"),
 ]
+try:
+    import torchvision  # noqa: F401
+except Exception:  # not installed, or (on these CPU machines) a wheel that does not import
+    CASES.append(("torchvision-not-importable", ("search", *STUDY, "--dataset", "torchvision:CIFAR10"), {},
+                  "torchvision:CIFAR10 needs torchvision, which does not import here"))
 if not torch.cuda.is_available():  # the CPU machines this runs on (CI has no GPU)
     CASES += [
         ("search-device-cuda-without-gpu", ("search", *STUDY, *DATA, "--device", "cuda"), {},
@@ -173,7 +213,8 @@ def world(tmp_path_factory, mnist_dir):
     afile.write_text("a file, not a folder\n")
     (root / "bad.json").write_text("{not json")
     (root / "odd.json").write_text('{"layers": [{"kind": "attention", "out": 4}]}')
-    return {"S": S, "D": D, "mnist": mnist_dir, "afile": afile, "root": root}
+    write_bad_data(root / "own")
+    return {"S": S, "D": D, "mnist": mnist_dir, "afile": afile, "root": root, "own": root / "own"}
 
 
 def run_case(world: dict, case: tuple, scratch: Path) -> dict:

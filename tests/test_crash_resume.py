@@ -22,7 +22,7 @@ from procs import (assert_retried, budgetnas, cli_env, hold_env, held, kill_star
 from budgetnas import leaderboard as lb
 from budgetnas.model import build_model
 from budgetnas.search import trained_count
-from budgetnas.space import ArchSpec
+from budgetnas.space import ArchSpec, default_trials
 
 pytestmark = pytest.mark.slow
 
@@ -35,23 +35,27 @@ def _no_process_left():
 
 EPOCHS = 2  # a trial held at report 1 (of up to 8) always has more to train
 HEARTBEAT = {"BUDGETNAS_HEARTBEAT": "1"}  # 1 s heartbeats, stale after a 3 s grace period
+BUDGET = 3000
+DEFAULTS = len(default_trials(BUDGET))  # queued by a new study before anything is sampled; all fit
 
 
-def search_cmd(tmp_path, mnist_dir, study: str, *extra, storage: str | None = None, trials: int = 2,
-               budget: int = 3000) -> list[str]:
-    return budgetnas("search", "--budget", budget, "--epochs", EPOCHS, "--trials", trials, "--train-limit", "1000",
+def search_cmd(tmp_path, mnist_dir, study: str, *extra, storage: str | None = None,
+               trials: int = DEFAULTS) -> list[str]:
+    return budgetnas("search", "--budget", BUDGET, "--epochs", EPOCHS, "--trials", trials, "--train-limit", "1000",
                      "--val-size", "500", "--study", study, "--storage", storage or f"sqlite:///{tmp_path}/s.db",
                      "--data-dir", mnist_dir, "--pruner", "none", "--threads", "1", "--no-progress", *extra)
 
 
-def hold_after_a_completed_trial(hold, url: str, study: str, proc) -> int:
-    """Release held trials until one has completed; returns the number of the trial held
-    now, mid-training (one validation report stored, more to come)."""
+def hold_the_last_queued_trial(hold, url: str, study: str, proc) -> int:
+    """Release held trials until one has completed and no queued trial waits (the next
+    trial a run starts is the retry of a killed one, if any); returns the number of the
+    trial held now, mid-training (one validation report stored, more to come)."""
     seen: set[int] = set()
     while True:
         number, _ = held(hold, 300, proc, seen)
         seen.add(number)
-        if any(t.state.name == "COMPLETE" for t in load_study(url, study).get_trials(deepcopy=False)):
+        states = [t.state.name for t in load_study(url, study).get_trials(deepcopy=False)]
+        if "COMPLETE" in states and "WAITING" not in states:
             return number
         release(hold, number)
 
@@ -73,7 +77,7 @@ def test_sigkill_mid_trial_is_retried_by_the_next_run_twice_at_most(tmp_path, mn
     url, cmd = f"sqlite:///{tmp_path}/s.db", search_cmd(tmp_path, mnist_dir, "kill")
     beat = {"BUDGETNAS_HEARTBEAT": "1", "BUDGETNAS_HEARTBEAT_GRACE": "2"}  # one process at a time: no live trial
     proc = start(cmd, cwd=tmp_path, env=cli_env(**beat, **hold_env(tmp_path / "hold0")), out=tmp_path / "run0")
-    number = hold_after_a_completed_trial(tmp_path / "hold0", url, "kill", proc)
+    number = hold_the_last_queued_trial(tmp_path / "hold0", url, "kill", proc)
     before = completed(load_study(url, "kill"))
     shas = {n: sha256(load_study(url, "kill").trials[n].user_attrs["weights"]) for n in before}
     kill(proc)
@@ -113,7 +117,7 @@ def test_sigkill_mid_trial_is_retried_by_the_next_run_twice_at_most(tmp_path, mn
                for t in retries), "a retry runs the killed trial's parameters and seed"
     assert not [t for t in study.trials if killed[-1] in t.system_attrs.get("retry_history", [])], "no third retry"
     assert not [t for t in study.trials if t.state.name in ("RUNNING", "WAITING")]
-    assert trained_count(study) == 2, "the target, with a new candidate instead of a third retry"
+    assert trained_count(study) == DEFAULTS, "the target, with a new candidate instead of a third retry"
 
     after = completed(study)
     assert len(after) == len(before) + 1
@@ -134,7 +138,7 @@ def test_sigkill_on_a_journal_storage_leaves_the_trial_running_and_the_next_run_
     url, hold = f"journal:{tmp_path}/s.journal", tmp_path / "hold"
     cmd = search_cmd(tmp_path, mnist_dir, "journal", storage=url)
     proc = start(cmd, cwd=tmp_path, env=cli_env(**hold_env(hold)), out=tmp_path / "run1")
-    number = hold_after_a_completed_trial(hold, url, "journal", proc)
+    number = hold_the_last_queued_trial(hold, url, "journal", proc)
     before = completed(load_study(url, "journal"))
     kill(proc)
 
@@ -145,7 +149,8 @@ def test_sigkill_on_a_journal_storage_leaves_the_trial_running_and_the_next_run_
     assert study.trials[number].state.name == "RUNNING", "nothing marks it failed: no heartbeat says it died"
     assert not [t for t in study.trials if "failed_trial" in t.system_attrs], "and nothing retries it"
     after = completed(study)
-    assert trained_count(study) == len(after) == 2, "the next run trained a new candidate to reach the target"
+    assert trained_count(study) == len(after) == len(before) + 1 == DEFAULTS, \
+        "the next run trained a new candidate to reach the target"
     assert {n: e for n, e in after.items() if n in before} == before and max(after) > number
     shown = run(budgetnas("leaderboard", "--storage", url, "--study", "journal", "--all"), cwd=tmp_path)
     assert shown.returncode == 0 and re.search(rf"running\s+{number}\s", shown.stdout), shown.stdout + shown.stderr
@@ -157,7 +162,7 @@ def test_sigint_exits_130_and_the_same_command_resumes_with_new_candidates(tmp_p
     would propose that trial's parameters again. The random sampler makes such a replay
     exact: its proposals depend on the seed alone."""
     url, hold = f"sqlite:///{tmp_path}/s.db", tmp_path / "hold"
-    cmd = search_cmd(tmp_path, mnist_dir, "int", "--sampler", "random", trials=4)
+    cmd = search_cmd(tmp_path, mnist_dir, "int", "--sampler", "random", trials=DEFAULTS + 2)
     proc = start(cmd, cwd=tmp_path, env=cli_env(**HEARTBEAT, **hold_env(hold)), out=tmp_path / "run1")
     seen: set[int] = set()
     while True:  # release held trials until a sampled (not enqueued) one has completed
@@ -177,7 +182,7 @@ def test_sigint_exits_130_and_the_same_command_resumes_with_new_candidates(tmp_p
     study = load_study(url, "int")
     assert study.trials[number].state.name == "FAIL"
     first = completed(study)
-    assert trained_count(study) == len(first) == 3, "two defaults and a sampled trial"
+    assert trained_count(study) == len(first) == DEFAULTS + 1, "the defaults and a sampled trial"
     first_params = [t.params for t in study.trials if t.params]
     so_far = len(study.trials)
 
@@ -185,7 +190,7 @@ def test_sigint_exits_130_and_the_same_command_resumes_with_new_candidates(tmp_p
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"({so_far} trials so far)" in again.stdout
     study = load_study(url, "int")
-    assert trained_count(study) == 4
+    assert trained_count(study) == DEFAULTS + 2
     assert not [t for t in study.trials if t.state.name in ("RUNNING", "WAITING")]
     new = study.trials[so_far:]
     assert new and all(t.params not in first_params for t in new), \
@@ -203,7 +208,7 @@ def test_a_worker_that_reaches_the_target_waits_to_retry_a_dead_worker_s_trial(t
     beat = {"BUDGETNAS_HEARTBEAT": "1", "BUDGETNAS_HEARTBEAT_GRACE": "10"}
     hold1, hold2 = tmp_path / "hold1", tmp_path / "hold2"
     proc = start(cmd, cwd=tmp_path, env=cli_env(**beat, **hold_env(hold1)), out=tmp_path / "run1")
-    number = hold_after_a_completed_trial(hold1, url, "race", proc)
+    number = hold_the_last_queued_trial(hold1, url, "race", proc)
     killed = load_study(url, "race").trials[number]
 
     joined = start(budgetnas("worker", "--storage", url, "--study", "race", "--data-dir", mnist_dir, "--threads", "1",
@@ -220,4 +225,4 @@ def test_a_worker_that_reaches_the_target_waits_to_retry_a_dead_worker_s_trial(t
 
     study = load_study(url, "race")
     assert_retried(study, killed)
-    assert trained_count(study) == 3, "the target of 2, and the retry"
+    assert trained_count(study) == DEFAULTS + 1, "the target, and the retry"

@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import optuna
+import pytest
 
 from budgetnas.cli import build_parser, main
 from conftest import copy_sqlite
@@ -130,3 +131,95 @@ def test_note_of_a_rejected_trial_says_so():
     fits, over = architecture_note(spec, n, 25000), architecture_note(spec, n, 10000)
     assert "rejected" not in fits and "over budget: rejected, never built" in over
     assert fits.count("\n|") == 2 + len(layer_table(spec))  # header, rule, one row per layer
+
+
+# --- `budgetnas dashboard --host`: the address given, and only it, answers -------------------
+def held_port(host: str) -> socket.socket:
+    """A socket bound to (host, a free port) that never listens: while the test holds it,
+    a connection to that address and port is refused (no listener can exist there), and
+    nothing else can bind it or a wildcard address on the port."""
+    s = socket.socket()
+    s.bind((host, 0))
+    return s
+
+
+def listening_addresses(port: int) -> list[str]:
+    """The local addresses of every TCP socket listening on ``port`` (Linux /proc/net)."""
+    out = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not os.path.exists(table):
+            continue
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            addr, hexport = local.split(":")
+            if state == "0A" and int(hexport, 16) == port:  # 0A: LISTEN
+                raw = bytes.fromhex(addr)
+                if len(raw) == 4:
+                    out.append(socket.inet_ntop(socket.AF_INET, raw[::-1]))
+                else:  # four little-endian 32-bit words
+                    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+                    out.append(socket.inet_ntop(socket.AF_INET6, words))
+    return out
+
+
+def start_dashboard(name: str, url: str, cwd: Path, *flags: str) -> tuple[subprocess.Popen, "queue.Queue[str]"]:
+    import queue
+    import threading
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen([sys.executable, "-m", "budgetnas", "dashboard", "--study", name, "--storage", url,
+                             *flags], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        with proc.stdout:
+            for line in proc.stdout:
+                lines.put(line)
+        lines.put("")  # end of output: the process exited
+
+    threading.Thread(target=pump, daemon=True).start()
+    return proc, lines
+
+
+def open_line(proc: subprocess.Popen, lines) -> str:
+    """The 'open http://...' line, printed once the server is bound and listening."""
+    while True:
+        line = lines.get(timeout=120)
+        if not line:
+            raise AssertionError(f"dashboard exited ({proc.wait()}): {proc.stderr.read()[-2000:]}")
+        if line.startswith("open "):
+            return line
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    proc.stderr.close()  # stdout is closed by its reader at the end of the output
+
+
+def test_dashboard_command_binds_the_host_it_is_given_and_no_other(real_study, tmp_path):
+    name = real_study[0]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    urls = copy_study(real_study, tmp_path / "a"), copy_study(real_study, tmp_path / "b")
+    with held_port("127.0.0.1") as near, held_port("127.0.0.2") as far:
+        p, q = near.getsockname()[1], far.getsockname()[1]
+        # --host 127.0.0.2 on port p (held unanswered on 127.0.0.1); the default on port q (held on 127.0.0.2)
+        given, given_out = start_dashboard(name, urls[0], tmp_path / "a", "--host", "127.0.0.2", "--port", str(p))
+        default, default_out = start_dashboard(name, urls[1], tmp_path / "b", "--port", str(q))
+        try:
+            assert open_line(given, given_out).startswith(f"open http://127.0.0.2:{p}/dashboard/studies/")
+            assert open_line(default, default_out).startswith(f"open http://127.0.0.1:{q}/dashboard/studies/")
+            assert listening_addresses(p) == ["127.0.0.2"]  # not 0.0.0.0, not ::
+            assert listening_addresses(q) == ["127.0.0.1"]
+            for served, other, port in (("127.0.0.2", "127.0.0.1", p), ("127.0.0.1", "127.0.0.2", q)):
+                names = [s["study_name"] for s in get_json(f"http://{served}:{port}/api/studies")["study_summaries"]]
+                assert names == [name]
+                with pytest.raises(ConnectionRefusedError):
+                    socket.create_connection((other, port), timeout=10).close()
+        finally:
+            stop(given)
+            stop(default)

@@ -4,6 +4,8 @@ import hashlib
 import os
 import shutil
 import struct
+from pathlib import Path
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -108,9 +110,22 @@ def test_real_mnist_split_is_seeded_disjoint_and_verified(mnist_dir):
     assert a.info["md5"] == REGISTRY["mnist"].md5
     assert (len(a.train_x), len(a.val_x), len(a.test_x)) == (55_000, 5_000, 10_000)
     assert torch.equal(a.val_x, b.val_x) and not torch.equal(a.val_x, c.val_x)
-    # no validation image is also a training image (compare exact pixel rows)
-    train_keys = {hash(r.numpy().tobytes()) for r in a.train_x[:, 0, 14]}
-    assert sum(hash(r.numpy().tobytes()) in train_keys for r in a.val_x[:200, 0, 14]) < 20
+    # the split is a partition of the training file: every (image, label) of it is in
+    # train or val exactly as often as in the file (MNIST has no exact duplicates, so no
+    # validation image is a training image), none is lost and none is made up
+    info = REGISTRY["mnist"]
+    raw = verify_files(info, mnist_dir)
+    images, labels = parse_idx(raw[FILES[0]]), parse_idx(raw[FILES[1]])
+    whole = Counter(img.tobytes() + bytes([y]) for img, y in zip(images, labels))
+    assert len(whole) == 60_000  # computed, not assumed: no image of the file occurs twice
+
+    def pairs(x, y):  # back from normalised floats to the file's bytes (exact after rounding)
+        u8 = x[:, 0].clone().mul_(info.std).add_(info.mean).mul_(255).round_().to(torch.uint8).numpy()
+        return Counter(img.tobytes() + bytes([label]) for img, label in zip(u8, y.tolist()))
+
+    train, val = pairs(a.train_x, a.train_y), pairs(a.val_x, a.val_y)
+    assert not train.keys() & val.keys()
+    assert train + val == whole
     assert abs(a.train_x.mean().item()) < 0.05 and abs(a.train_x.std().item() - 1) < 0.05
     assert a.train_y.bincount().min() > 4000
 
@@ -263,3 +278,123 @@ def test_a_file_of_another_dataset_is_named_and_never_called_corrupt(mnist_dir):
     msg = str(e.value)
     assert "this is mnist's train-images-idx3-ubyte, not fashion-mnist's: pass --dataset mnist" in msg
     assert "delete" not in msg and "corrupt" not in msg
+
+
+# --- the mirrors: a real HTTP server on 127.0.0.1 ---------------------------------------------
+@pytest.fixture
+def http_mirror(tmp_path, monkeypatch):
+    """start(name) -> (folder it serves, base URL, request paths so far): a real HTTP server
+    on 127.0.0.1 in a thread per call, all stopped after the test. Downloads are allowed."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    monkeypatch.delenv("BUDGETNAS_OFFLINE", raising=False)
+    servers = []
+
+    def start(name: str):
+        root = tmp_path / name
+        root.mkdir()
+        asked: list[str] = []
+
+        class Handler(SimpleHTTPRequestHandler):
+            def log_message(self, format, *args):  # quiet
+                pass
+
+            def do_GET(self):
+                asked.append(self.path)
+                super().do_GET()
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        servers.append(server)
+        return root, f"http://127.0.0.1:{server.server_port}/", asked
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_files_are_downloaded_from_a_mirror_and_verified(tmp_path, fake, http_mirror):
+    info, raw, arrays = fake
+    root, base, asked = http_mirror("mirror")
+    write(root, raw)
+    data = tmp_path / "data"
+    sources = obtain(info, data, mirrors=(base,), offline=(), npm="")
+    assert sources == {stem: f"downloaded from {base}" for stem in FILES}
+    assert asked == [f"/{stem}.gz" for stem in FILES]
+    assert sorted(p.name for p in data.iterdir()) == sorted(f"{stem}.gz" for stem in FILES)  # no partial file
+    got = verify_files(info, data)
+    assert all(np.array_equal(parse_idx(got[stem]), arrays[stem]) for stem in FILES)
+
+
+def corrupt(raw: bytes, how: str) -> bytes:
+    """A gzip file as a broken mirror might serve it in place of the real one."""
+    if how == "wrong bytes":  # a valid gzip of a file with one byte changed
+        return gzip.compress(raw[:-1] + bytes([raw[-1] ^ 0xFF]))
+    if how == "truncated":
+        gz = gzip.compress(raw)
+        return gz[: len(gz) // 2]
+    return b"<html>an error page served with status 200</html>"
+
+
+@pytest.mark.parametrize("how", ["wrong bytes", "truncated", "not gzip"])
+def test_a_corrupt_download_is_rejected_and_not_kept(tmp_path, fake, http_mirror, how):
+    info, raw, _ = fake
+    root, base, asked = http_mirror("broken")
+    write(root, raw)
+    (root / f"{FILES[1]}.gz").write_bytes(corrupt(raw[FILES[1]], how))
+    data = tmp_path / "data"
+    with pytest.raises(DataError, match=f"{FILES[1]}: missing and could not be downloaded"):
+        obtain(info, data, mirrors=(base,), offline=(), npm="")
+    assert f"/{FILES[1]}.gz" in asked
+    assert sorted(p.name for p in data.iterdir()) == [f"{FILES[0]}.gz"]  # the good file only, nothing partial
+
+    # a second mirror with the good file: the corrupt one is replaced, never used
+    good_root, good_base, good_asked = http_mirror("good")
+    write(good_root, raw)
+    sources = obtain(info, data, mirrors=(base, good_base), offline=(), npm="")
+    assert sources[FILES[0]] == "present" and sources[FILES[1]] == f"downloaded from {good_base}"
+    assert good_asked == [f"/{stem}.gz" for stem in FILES[1:]]
+    assert verify_files(info, data)[FILES[1]] == raw[FILES[1]]
+
+
+# --- Fashion-MNIST from Debian's package (scripts/setup-fashion.sh installs it) ---------------
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.slow
+def test_fashion_mnist_from_the_debian_package_verifies_loads_and_trains(tmp_path, monkeypatch, capsys):
+    import json
+
+    from budgetnas.cli import main
+    if not FASHION.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"{FASHION} is missing: scripts/setup-fashion.sh should have installed dataset-fashion-mnist")
+        pytest.skip(f"{FASHION} is missing: run scripts/setup-fashion.sh")
+    for var in ("BUDGETNAS_OFFLINE_DIRS", "BUDGETNAS_DATA"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no cached copy: the package's folder
+    info, data = REGISTRY["fashion-mnist"], tmp_path / "fashion"
+    assert main(["data", "fashion-mnist", "--data-dir", str(data)]) == 0
+    out = capsys.readouterr().out
+    for stem in FILES:
+        assert f"{stem:25}  md5 {info.md5[stem]} ok  (copied from {FASHION})" in out
+    assert "verified: 60,000 training and 10,000 test images" in out
+
+    # Fashion-MNIST's classes are exactly balanced (MNIST's are not): 6,000 and 1,000 of each
+    labels = {stem: parse_idx(gzip.decompress((data / f"{stem}.gz").read_bytes())) for stem in (FILES[1], FILES[3])}
+    assert np.bincount(labels[FILES[1]]).tolist() == [6000] * 10
+    assert np.bincount(labels[FILES[3]]).tolist() == [1000] * 10
+
+    # something real on it: preset A (batch 32, lr 0.01), one epoch on 1,000 images, through the command
+    bundle = tmp_path / "a"
+    assert main(["train", "--preset", "A", "--epochs", "1", "--dataset", "fashion-mnist", "--data-dir", str(data),
+                 "--train-limit", "1000", "--val-size", "1000", "--batch-size", "32", "--lr", "0.01", "--out", str(bundle),
+                 "--no-progress"]) == 0
+    assert "data: fashion-mnist train 1,000 / val 1,000 / test 10,000" in capsys.readouterr().out
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["data"]["dataset"] == "fashion-mnist" and manifest["data"]["md5"] == info.md5
+    assert manifest["data"]["classes"] == list(info.classes)
+    assert manifest["test_acc"] > 0.3  # one epoch on 1,000 images: far above chance (0.1)

@@ -53,7 +53,7 @@ def _best_trial(study):
 def test_export_rank_1_writes_a_self_describing_bundle(searched, bundle):
     best = _best_trial(searched.study)
     manifest = json.loads((bundle / "manifest.json").read_text())
-    assert sorted(p.name for p in bundle.iterdir()) == sorted([*BUNDLE_FILES, "manifest.json"])
+    assert sorted(p.name for p in bundle.iterdir()) == sorted([*BUNDLE_FILES, "model.int8.onnx", "manifest.json"])
     assert manifest["trial"] == best.number and manifest["study"] == STUDY
     spec = ArchSpec.from_json((bundle / "spec.json").read_text())
     assert spec.to_dict() == best.user_attrs["spec"] == manifest["spec"]

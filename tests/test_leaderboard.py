@@ -5,10 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from types import SimpleNamespace
 
 import pytest
-
+from hypothesis import given, settings, strategies as st
 
 from budgetnas import leaderboard as lb
 from budgetnas.cli import main
@@ -66,6 +67,11 @@ def test_pareto_front_keeps_only_undominated_trials():
 def test_pareto_front_tie_on_params_keeps_the_more_accurate():
     entries = [lb.entry_from_trial(t) for t in (done(0, 0.90, 5000), done(1, 0.92, 5000))]
     assert lb.pareto_front(entries) == {1}
+
+
+def test_pareto_front_keeps_both_of_exact_twins():
+    entries = [lb.entry_from_trial(t) for t in (done(0, 0.90, 5000), done(1, 0.90, 5000), done(2, 0.90, 6000))]
+    assert lb.pareto_front(entries) == {0, 1}  # neither twin dominates the other; 2 is dominated by both
 
 
 def test_build_ranks_complete_trials_and_marks_states():
@@ -216,3 +222,167 @@ def test_leaderboard_missing_storage_is_one_line(tmp_path, capsys):
         err = capsys.readouterr().err
         assert "no study storage" in err and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []  # nothing created
+
+
+# --- a real study whose outcome is known: front, tiers and orders by trial number -------------
+@pytest.fixture(scope="module")
+def known(tmp_path_factory):
+    """known_study's SQLite study (see its table): (name, url)."""
+    import known_study
+    url = f"sqlite:///{tmp_path_factory.mktemp('known')}/known.db"
+    return known_study.make(url), url
+
+
+def md_blocks(text: str) -> list[list[list[str]]]:
+    """The markdown tables in text: each a list of rows of cells (the |---| rule dropped)."""
+    blocks, current = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            if not set(line) <= set("|-:"):
+                current.append(line.strip()[1:-1].strip().split(" | "))  # an escaped '\|' is never ' | '
+        elif current:
+            blocks.append(current)
+            current = []
+    return blocks
+
+
+def parse_board(fmt: str, out: str) -> tuple[list[int], list[int], dict[int, int | None] | None]:
+    """(trials in the order shown, trials marked on the Pareto front, {tier: winner} or
+    None where the format has no tiers), read from the command's output."""
+    if fmt == "json":
+        doc = json.loads(out)
+        entries = [e for e in doc["entries"] if e["state"] == "complete"]
+        assert doc["pareto"] == sorted(e["trial"] for e in entries if e["pareto"])
+        return ([e["trial"] for e in entries], sorted(e["trial"] for e in entries if e["pareto"]),
+                {t["tier"]: t["trial"] for t in doc["tiers"]})
+    if fmt == "csv":
+        rows = [r for r in csv.DictReader(io.StringIO(out)) if r["state"] == "complete"]
+        assert {r["pareto"] for r in rows} <= {"True", "False"}
+        return [int(r["trial"]) for r in rows], sorted(int(r["trial"]) for r in rows if r["pareto"] == "True"), None
+    if fmt == "markdown":
+        board, tiers = md_blocks(out)
+        head, body = board[0], board[1:]
+        trial, pareto = head.index("trial"), head.index("pareto")
+        assert {r[pareto] for r in body} <= {"*", ""}
+        return ([int(r[trial]) for r in body], sorted(int(r[trial]) for r in body if r[pareto] == "*"),
+                {int(r[0].replace(",", "")): None if r[1] == "-" else int(r[1]) for r in tiers[1:]})
+    lines = out.splitlines()
+    board = plain_table(lines, next(i for i, line in enumerate(lines) if line.split()[:2] == ["rank", "trial"]))
+    assert [int(r["rank"]) for r in board] == list(range(1, len(board) + 1))
+    tiers = plain_table(lines, lines.index("best per budget tier (most accurate with params <= tier)") + 1)
+    return ([int(r["trial"]) for r in board], sorted(int(r["trial"]) for r in board if r["pareto"] == "*"),
+            {int(r["params <="].replace(",", "")): None if r["trial"] == "-" else int(r["trial"]) for r in tiers})
+
+
+def plain_table(lines: list[str], at: int) -> list[dict[str, str]]:
+    """The plain-text table whose header is lines[at]: one dict per row, by column name
+    (columns are where the rule line below the header has dashes), up to a line that
+    does not start like a row (blank, or the footer)."""
+    spans = [m.span() for m in re.finditer(r"-+", lines[at + 1])]
+    names = [lines[at][a:b].strip() for a, b in spans]
+    spans[-1] = (spans[-1][0], None)  # the last (arch) column runs to the end of its line
+    out = []
+    for line in lines[at + 2:]:
+        if not line.strip() or not line[: spans[0][1]].strip().replace(",", "").isdigit():
+            break
+        out.append({name: line[a:b].strip() for name, (a, b) in zip(names, spans)})
+    return out
+
+
+@pytest.mark.parametrize("sort", ["accuracy", "efficiency", "params"])
+@pytest.mark.parametrize("fmt", ["table", "json", "csv", "markdown"])
+def test_leaderboard_names_the_known_front_tiers_and_order(known, capsys, fmt, sort):
+    import known_study as k
+    name, url = known
+    assert main(["leaderboard", "--study", name, "--storage", url, "--format", fmt, "--sort", sort]) == 0
+    order, front, tiers = parse_board(fmt, capsys.readouterr().out)
+    assert order == k.ORDER[sort]
+    assert front == k.FRONT
+    if tiers is not None:
+        assert tiers == k.TIERS
+
+
+def test_leaderboard_all_lists_the_untrained_trials_of_the_known_study(known, capsys):
+    name, url = known
+    assert main(["leaderboard", "--study", name, "--storage", url, "--format", "json", "--all"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [(e["trial"], e["state"]) for e in doc["entries"] if e["state"] != "complete"] == [
+        (5, "pruned"), (6, "rejected"), (9, "failed")]
+    assert not any(e["pareto"] for e in doc["entries"] if e["state"] != "complete")
+    assert doc["counts"] == {"complete": 8, "pruned": 1, "rejected": 1, "failed": 1}
+    import known_study as k
+    assert {e["trial"]: e["params"] for e in doc["entries"] if e["state"] == "complete"} == k.PARAMS
+
+
+# --- hypothesis: the front and the tiers against their definitions, by brute force -----------
+ACCS = [0.875, 0.90625, 0.9375, 0.96875]  # k/32: a mean over runs is the same in any summing order
+
+
+@st.composite
+def trial_sets(draw) -> list:
+    """Up to 14 trials in every state and up to 4 re-runs of completed ones, all in any
+    order, with few distinct sizes and accuracies (so ties and exact twins are common);
+    pruned trials may carry an accuracy too."""
+    trials, complete = [], []
+    n = draw(st.integers(0, 14))
+    for number in range(n):
+        state = draw(st.sampled_from(["COMPLETE"] * 4 + ["PRUNED", "FAIL", "RUNNING"]))
+        attrs = {"params": draw(st.sampled_from([500, 1000, 2000, 3000, 5000])), "budget": 5000}
+        if state == "COMPLETE" or draw(st.booleans()):
+            acc = draw(st.sampled_from(ACCS))
+            attrs.update(val_acc=acc, test_acc=acc)
+        trials.append(trial(number, state, **attrs))
+        complete += [(number, attrs["params"])] if state == "COMPLETE" else []
+    for number in range(n, n + (draw(st.integers(0, 4)) if complete else 0)):
+        of, params = draw(st.sampled_from(complete))
+        acc = draw(st.sampled_from(ACCS))
+        trials.append(trial(number, rerun_of=of, params=params, budget=5000, val_acc=acc, test_acc=acc))
+    return draw(st.permutations(trials))
+
+
+def candidates(trials) -> dict[int, tuple[int, float, bool]]:
+    """Each trained candidate: (params, mean val acc over its runs, measured by several runs)."""
+    runs = {t.number: [t.user_attrs["val_acc"]] for t in trials
+            if t.state.name == "COMPLETE" and t.user_attrs.get("rerun_of") is None}
+    for t in sorted(trials, key=lambda t: t.number):
+        if t.user_attrs.get("rerun_of") is not None:
+            runs[t.user_attrs["rerun_of"]].append(t.user_attrs["val_acc"])
+    params = {t.number: t.user_attrs["params"] for t in trials}
+    return {n: (params[n], sum(accs) / len(accs), len(accs) > 1) for n, accs in runs.items()}
+
+
+def brute_front(trials) -> set[int]:
+    """Candidates that no other candidate dominates (at most as large and at least as
+    accurate by mean val acc, strictly better in one of the two)."""
+    c = candidates(trials)
+    return {n for n, (p, a, _) in c.items() if not any(p2 <= p and a2 >= a and (p2 < p or a2 > a)
+                                                        for p2, a2, _ in c.values())}
+
+
+def brute_tier_winner(trials, tier: int) -> int | None:
+    """Among candidates with params <= tier: those measured by several runs first, then
+    the most accurate (mean), then the smaller, then the earlier trial."""
+    fits = [(multi, a, -p, -n) for n, (p, a, multi) in candidates(trials).items() if p <= tier]
+    return -max(fits)[3] if fits else None
+
+
+PROPERTY = settings(deadline=None, derandomize=True, database=None, max_examples=150)
+
+
+@PROPERTY
+@given(trial_sets(), st.sampled_from(sorted(lb.SORTS)))
+def test_pareto_front_is_the_set_of_undominated_trained_trials(trials, sort):
+    entries = lb.build(trials, sort=sort, include_all=True)
+    assert {e.trial for e in entries if e.pareto} == brute_front(trials)
+    assert lb.pareto_front(lb.build(trials)) == brute_front(trials)
+
+
+@PROPERTY
+@given(trial_sets(), st.sampled_from(sorted(lb.SORTS)), st.randoms(use_true_random=False),
+       st.lists(st.sampled_from([400, 500, 1000, 2500, 5000]), min_size=1, max_size=4, unique=True))
+def test_best_per_tier_is_the_brute_force_winner_in_any_order(trials, sort, rnd, tiers):
+    entries = lb.build(trials, sort=sort)
+    rnd.shuffle(entries)  # a function of the entries, not of the order they come in
+    best = lb.best_per_tier(entries, tiers)
+    assert [t for t, _ in best] == sorted(tiers)
+    assert [e.trial if e else None for _, e in best] == [brute_tier_winner(trials, t) for t in sorted(tiers)]

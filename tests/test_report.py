@@ -180,3 +180,64 @@ def test_report_renders_in_headless_chromium(real_study, tmp_path, which):
     assert class_count(dom, "js-plotly-plot") == plots  # every plot was drawn by plotly.js
     assert class_count(dom, "main-svg") >= plots
     assert "Winner: layer by layer" in dom and "Best per budget tier" in dom
+
+
+# --- a real study whose outcome is known: which trials the report puts on the front ----------
+def plot_traces(text: str, div_id: str) -> dict[str, dict]:
+    """The traces plotly.js is given for one plot of the report, by name (up to ' (')."""
+    import json
+    import re
+    m = re.search(r'Plotly\.newPlot\(\s*"' + re.escape(div_id) + r'",\s*', text)
+    assert m, div_id
+    traces, _ = json.JSONDecoder().raw_decode(text, m.end())
+    return {t["name"].split(" (")[0].split(",")[0]: t for t in traces}
+
+
+class _Tables(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[tuple[str, list[str]]]] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append((dict(attrs).get("class") or "", []))
+        elif tag in ("td", "th"):
+            self.tables[-1][-1][1].append("")
+
+    def handle_data(self, data):
+        if self.tables and self.tables[-1] and self.tables[-1][-1][1]:
+            self.tables[-1][-1][1][-1] += data
+
+
+def html_tables(text: str) -> list[list[tuple[str, list[str]]]]:
+    """Each <table> in text as rows of (the row's class, its cells' text); header row first."""
+    scan = _Tables()
+    scan.feed(text)
+    return scan.tables
+
+
+def trial_numbers(trace: dict) -> list[int]:
+    return [int(h.split()[1]) for h in trace["hovertext"]]  # each point's hover text starts "trial N (...)"
+
+
+def test_report_puts_exactly_the_known_front_on_the_plot_and_in_the_tables(tmp_path, capsys):
+    import known_study as k
+    url = f"sqlite:///{tmp_path / 'known.db'}"
+    name = k.make(url)
+    out = tmp_path / "r.html"
+    assert main(["report", "--study", name, "--storage", url, "--out", str(out)]) == 0
+    text = out.read_text()
+    traces = plot_traces(text, "plot-pareto")
+    front = traces["Pareto front"]
+    assert trial_numbers(front) == sorted(k.FRONT, key=k.PARAMS.get)  # the step line runs left to right
+    assert front["x"] == [k.PARAMS[t] for t in trial_numbers(front)] and front["name"] == f"Pareto front ({len(k.FRONT)})"
+    assert sorted(trial_numbers(traces["completed"])) == sorted(k.PARAMS)
+    assert trial_numbers(traces["pruned"]) == [5] and trial_numbers(traces["rejected / no accuracy"]) == [6]
+    # the leaderboard table (rows on the front highlighted), then the tier table
+    board, tiers = html_tables(text.split(">Leaderboard<")[1].split(">Winner: layer by layer<")[0])
+    assert [int(cells[1]) for _, cells in board[1:]] == k.ORDER["accuracy"]
+    assert sorted(int(cells[1]) for cls, cells in board[1:] if cls == "front") == k.FRONT
+    assert {int(cells[0].replace(",", "")): int(cells[1]) for _, cells in tiers[1:]} == k.TIERS
+    assert "<p>Trial <b>0</b>" in text  # the winner section: the most accurate trial

@@ -1,6 +1,7 @@
 """The search end to end: the real CLI on a real-MNIST subset, checked in the stored study;
 the objective's promises (rejection before build, pruning, divergence, the last report,
 --timeout, --warm-start presets) on real studies with trials enqueued to known outcomes."""
+import importlib
 import threading
 import time
 import warnings
@@ -11,13 +12,14 @@ import pytest
 import torch
 
 from budgetnas import leaderboard as lb
-from budgetnas import search
 from budgetnas.cli import main
 from budgetnas.config import DataConfig, SearchConfig, default_storage_url
 from budgetnas.model import build_model
 from budgetnas.presets import PRESETS
-from budgetnas.space import SMALL_DEFAULT_TRIAL, ArchSpec, param_count
+from budgetnas.space import SMALL_DEFAULT_TRIAL, ArchSpec, default_trials, param_count
 from budgetnas.storage import open_storage, redact
+
+search = importlib.import_module("budgetnas.search")  # the module (budgetnas.search is the API function)
 
 
 def run(args, mnist_dir, tmp_path, study="t"):
@@ -88,19 +90,22 @@ def test_rejected_candidates_are_never_built(searched):
 
 
 def test_a_new_study_starts_from_the_default_candidates(searched):
-    """Both defaults come first at a small budget; the plain one does not fit 1,500
-    params and is rejected unbuilt, the small-net one (separable convs) is trained."""
-    from budgetnas.space import DEFAULT_TRIAL, default_trials
+    """The three defaults come first at a small budget; the two-conv one does not fit
+    1,500 params and is rejected unbuilt, the small-net one (separable convs) and the
+    plain SGD one are trained."""
+    from budgetnas.space import DEFAULT_TRIAL, PLAIN_SGD_TRIAL, SMALL_DEFAULT_TRIAL, default_trials
 
     _, study, _ = searched
-    first, second = study.trials[:2]
+    first, second, third = study.trials[:3]
     # rejected before its recipe is sampled: only the architecture's params are set
     assert first.params.items() < DEFAULT_TRIAL.items() and "stages" in first.params
     assert first.user_attrs["default_trial"] and first.user_attrs["rejected"]
     assert second.params == SMALL_DEFAULT_TRIAL and second.user_attrs["default_trial"]
     assert "val_acc" in second.user_attrs and second.user_attrs["params"] <= 1500
     assert any(l.get("groups", 1) > 1 for l in second.user_attrs["spec"]["layers"])
-    assert default_trials(25_000) == [DEFAULT_TRIAL]
+    assert third.params == PLAIN_SGD_TRIAL and third.user_attrs["default_trial"] and "val_acc" in third.user_attrs
+    assert third.user_attrs["recipe"]["optimizer"] == "sgd" and third.user_attrs["recipe"]["lr"] == 0.3
+    assert default_trials(25_000) == [DEFAULT_TRIAL, PLAIN_SGD_TRIAL]
 
 
 def test_leaderboard_is_readable_from_the_storage(searched, capsys):
@@ -153,12 +158,16 @@ def tiny(mnist_dir):
     return cfg, load_data(cfg)
 
 
+BUDGET = 5000
+DEFAULTS = len(default_trials(BUDGET))  # a new study's default trials, enqueued before any other
+
+
 def enqueued_study(tmp_path, tiny, pruner: str, queue: list[dict]):
-    """A real SQLite study at budget 5,000 (its two default trials first, then ``queue``),
+    """A real SQLite study at budget 5,000 (its default trials first, then ``queue``),
     searched in this process until every one has run. Returns the study as stored, with
     the search's pruner, and the events the objective reported."""
     dcfg, data = tiny
-    cfg = SearchConfig(budget=5000, trials=2 + len(queue), study="p", pruner=pruner, data=dcfg)
+    cfg = SearchConfig(budget=BUDGET, trials=DEFAULTS + len(queue), study="p", pruner=pruner, data=dcfg)
     url = f"sqlite:///{tmp_path}/p.db"
     events: list[search.TrialEvent] = []
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -166,7 +175,7 @@ def enqueued_study(tmp_path, tiny, pruner: str, queue: list[dict]):
     torch.set_num_threads(1)  # one thread per process is faster on shared cores (runtime.default_threads)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna's notes on experimental features and out-of-range params
-        study = search.create_or_load_study(cfg, open_storage(url, heartbeat=True))
+        study = search.create_or_load_study(cfg, open_storage(url, heartbeat=True), data=data)
         for params in queue:
             study.enqueue_trial(params)
         try:
@@ -178,13 +187,13 @@ def enqueued_study(tmp_path, tiny, pruner: str, queue: list[dict]):
 
 
 def test_the_median_pruner_prunes_behind_the_median_but_never_at_the_last_report(tmp_path, tiny):
-    """Median pruner: decisions once 5 trials completed, from report 3 of 4. SLOW is
-    pruned at report 3; SHORT's report 3 is as far behind but is its last (3 steps an
+    """Median pruner: decisions once 5 trials completed (the defaults and GOOD ones), from
+    report 3 of 4. SLOW is pruned at report 3; SHORT's report 3 is as far behind but is its last (3 steps an
     epoch), so it completes: the pruner says prune, the objective keeps the model. A
     diverging loss ends as pruned with its reason stored."""
     import statistics
 
-    study, events = enqueued_study(tmp_path, tiny, "median", [GOOD, GOOD, GOOD, SLOW, SHORT, DIVERGES])
+    study, events = enqueued_study(tmp_path, tiny, "median", [GOOD] * (5 - DEFAULTS) + [SLOW, SHORT, DIVERGES])
     first, (slow, short, diverged) = study.trials[:5], study.trials[5:]
     assert [t.state.name for t in first] == ["COMPLETE"] * 5
     median = statistics.median(t.intermediate_values[3] for t in first)
@@ -265,7 +274,8 @@ def test_warm_start_enqueues_the_presets_that_fit_the_budget(budget, names):
 
 
 def test_warm_started_presets_are_trained_with_their_own_specs_and_recipes(mnist_dir, tmp_path, capsys):
-    assert run(["--budget", "10000", "--trials", "4", "--warm-start", "presets", "--pruner", "none"],
+    trials = len(default_trials(10_000)) + 2  # the defaults, then A and D
+    assert run(["--budget", "10000", "--trials", str(trials), "--warm-start", "presets", "--pruner", "none"],
                mnist_dir, tmp_path) == 0
     assert "warm start: enqueued presets A, D" in capsys.readouterr().out
     study = optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path}/s.db")

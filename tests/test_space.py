@@ -3,6 +3,7 @@ import json
 import optuna
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 
 from budgetnas.config import ConfigError
 from budgetnas.model import build_model
@@ -113,3 +114,120 @@ def test_separable_conv_counts_and_builds():
     plain = stage_spec(3, 2, [16, 24, 32], True, "gap", 0, 0.0, 0.0)
     sep = stage_spec(3, 2, [16, 24, 32], True, "gap", 0, 0.0, 0.0, True)
     assert param_count(sep) < param_count(plain) / 4
+
+
+# --- hypothesis: drawn specs against the built model ---------------------------------------------
+# fixed examples (derandomized) and no example database: the same cases on every run and machine
+PROPERTY = settings(deadline=None, derandomize=True, database=None)
+
+
+@st.composite
+def specs(draw) -> ArchSpec:
+    """A valid spec of any shape build_model takes: convs of kernel 1/3/5 with any legal
+    padding, groups (depthwise too), with or without bias/BN/ReLU/dropout; pools; a GAP or
+    flatten head with 0-2 hidden layers, or no linear layer at all; 1 or 3 input
+    channels, image sides 6-32, 2-12 classes."""
+    from budgetnas.space import Layer
+    in_channels, side = draw(st.sampled_from([1, 3])), draw(st.integers(6, 32))
+    classes = draw(st.integers(2, 12))
+    c, s, layers = in_channels, side, []
+    for i in range(draw(st.integers(1, 6))):
+        if i and s >= 2 and draw(st.booleans()) and draw(st.booleans()):
+            layers.append(POOL)
+            s //= 2
+            continue
+        kernel = draw(st.sampled_from([k for k in (1, 3, 5) if k <= s + 2 * (k // 2)]))
+        padding = draw(st.integers(max(0, (kernel - s + 1) // 2), kernel // 2))  # the output keeps >= 1 pixel
+        groups = draw(st.sampled_from([g for g in range(1, c + 1) if c % g == 0]))
+        out = groups * draw(st.integers(1, max(1, 12 // groups)))
+        layers.append(Layer("conv", out, kernel, padding, draw(st.booleans()), draw(st.booleans()),
+                            draw(st.booleans()), draw(st.sampled_from([0.0, 0.1])), groups))
+        c, s = out, s + 2 * padding - kernel + 1
+    linear = draw(st.booleans())
+    if not linear:  # the logits are the pooled map of a last conv with one channel per class
+        layers.append(conv(classes, 1))
+    spec = ArchSpec(tuple(layers), head=draw(st.sampled_from(["gap", "flatten"])) if linear else "gap",
+                    hidden=tuple(draw(st.lists(st.integers(1, 24), max_size=2))) if linear else (),
+                    head_dropout=draw(st.sampled_from([0.0, 0.2])), head_bias=draw(st.booleans()), linear=linear,
+                    in_channels=in_channels, image_size=side, num_classes=classes)
+    validate(spec)
+    return spec
+
+
+def hooked_macs(spec: ArchSpec) -> int:
+    """MACs of one image's forward pass counted on the built model: every Conv2d output
+    element costs (in/groups)*k*k multiply-adds, every Linear output in_features."""
+    model = build_model(spec).eval()
+    total = 0
+
+    def count(module, inputs, output):
+        nonlocal total
+        if isinstance(module, torch.nn.Conv2d):
+            kh, kw = module.kernel_size
+            total += output.numel() * (module.in_channels // module.groups) * kh * kw
+        else:
+            total += output.numel() * module.in_features
+
+    for m in model.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+            m.register_forward_hook(count)
+    with torch.no_grad():
+        logits = model(torch.zeros(1, spec.in_channels, spec.image_size, spec.image_size))
+    assert logits.shape == (1, spec.num_classes)
+    return total
+
+
+@settings(PROPERTY, max_examples=200)
+@given(specs())
+def test_drawn_spec_json_round_trip_is_exact(spec):
+    text = spec.to_json()
+    assert ArchSpec.from_json(text) == spec
+    assert ArchSpec.from_json(text).to_json() == text
+    assert ArchSpec.from_dict(json.loads(text)) == spec
+
+
+@settings(PROPERTY, max_examples=80)
+@given(specs())
+def test_drawn_spec_counts_match_the_built_model(spec):
+    assert param_count(spec) == torch_count(spec)
+    assert macs(spec) == hooked_macs(spec)
+
+
+# --- the commands: presets and space ---------------------------------------------------------------
+def test_presets_command_prints_the_exact_counts(capsys):
+    from budgetnas.cli import main
+    assert main(["presets"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["preset", "params", "MACs"]
+    printed = {line.split()[0]: (int(line.split()[1].replace(",", "")), int(line.split()[2].replace(",", "")))
+               for line in lines[1:]}
+    # the parameter counts the README states, and MACs counted on each built model
+    assert {k: p for k, (p, _) in printed.items()} == {"A": 8_762, "B": 24_048, "C": 12_400, "D": 9_798,
+                                                       "E": 421_642}
+    assert {k: m for k, (_, m) in printed.items()} == {k: hooked_macs(PRESETS[k].spec) for k in printed}
+
+
+def test_space_command_counts_what_it_samples(capsys):
+    import re
+
+    from budgetnas.cli import main
+    budget, n, seed = 5000, 300, 3
+    assert main(["space", "--budget", str(budget), "--samples", str(n), "--seed", str(seed)]) == 0
+    out = capsys.readouterr().out
+    m = re.match(r"budget 5,000: (\d+)/(\d+) sampled candidates within budget \(([\d.]+)%\)", out)
+    within, total, share = int(m[1]), int(m[2]), float(m[3])
+    # the same draws, counted here: the random sampler with that seed, one spec per trial
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    drawn = []
+    for _ in range(n):
+        trial = study.ask()
+        drawn.append(sample_spec(trial, Space(), budget))
+        study.tell(trial, 0.0)
+    inside = [param_count(spec) for spec in drawn if param_count(spec) <= budget]
+    assert all(torch_count(spec) <= budget for spec in drawn if param_count(spec) <= budget)  # built: within
+    assert (within, total) == (len(inside), n) and share == round(100 * len(inside) / n, 1)
+    assert 0 < within < n  # both kinds occur, so the count means something
+    s = budget_use_summary(budget, n, seed)
+    assert (s["within"], s["n"]) == (within, total)
+    hist = [int(m[1]) for m in re.finditer(r"^ +\d+- *\d+% +(\d+)", out, re.M)]
+    assert hist == s["histogram"] == [sum(1 for p in inside if min(9, int(10 * p / budget)) == b) for b in range(10)]

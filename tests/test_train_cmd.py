@@ -30,7 +30,7 @@ def test_train_preset_b_writes_a_bundle_and_reports_accuracy(mnist_dir, small_da
     lines = EPOCH_LINE.findall(stdout)
     assert [(e, n) for e, n, _, _ in lines] == [("1", "1")]
     manifest = json.loads((out / "manifest.json").read_text())
-    assert sorted(manifest["files"]) == sorted(BUNDLE_FILES)
+    assert sorted(manifest["files"]) == sorted([*BUNDLE_FILES, "model.int8.onnx"])
     assert manifest["preset"] == "B" and manifest["params"] == 24_048
     assert manifest["recipe"] == {**PRESETS["B"].recipe.to_dict(), "epochs": 1}  # the preset's own recipe
     assert f"{100 * manifest['test_acc']:.2f}" == lines[0][3] and f"{100 * manifest['val_acc']:.2f}" == lines[0][2]
