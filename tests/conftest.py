@@ -19,9 +19,18 @@ def decoded_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def mnist_dir(tmp_path_factory) -> Path:
-    from budgetnas.data import REGISTRY, ensure_files
+    """The four MNIST files, gzipped as the mirrors serve them, whatever form the local
+    copy has (the npm package's files are raw idx files): tests that damage a file
+    name the .gz."""
+    import gzip
+
+    from budgetnas.data import FILES, REGISTRY, ensure_files
     d = tmp_path_factory.mktemp("mnist")
-    ensure_files(REGISTRY["mnist"], d)
+    for stem, raw in ensure_files(REGISTRY["mnist"], d).items():
+        if not (d / f"{stem}.gz").exists():
+            (d / f"{stem}.gz").write_bytes(gzip.compress(raw, compresslevel=1))
+            (d / stem).unlink()
+    assert sorted(p.name for p in d.iterdir()) == sorted(f"{stem}.gz" for stem in FILES)
     return d
 
 
