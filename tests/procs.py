@@ -146,3 +146,8 @@ def assert_retried(study, killed):
     assert retry.user_attrs["seed"] == killed.user_attrs["seed"], "and its seed"
     assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
     return retry
+
+
+# python -c code that runs the CLI as if onnx and onnxruntime were not installed
+WITHOUT_ONNX = ("import sys; sys.modules['onnx'] = sys.modules['onnxruntime'] = None  # as if uninstalled\n"
+                "from budgetnas.cli import main; sys.exit(main(sys.argv[1:]))")

@@ -231,12 +231,10 @@ def test_every_head_kind_exports_and_checks_itself(name, tmp_path):
 
 
 # --- ONNX is optional at run time: a user who removed onnx still gets every other file ---------
-WITHOUT_ONNX = ("import sys; sys.modules['onnx'] = sys.modules['onnxruntime'] = None  # as if uninstalled\n"
-                "from budgetnas.cli import main; sys.exit(main(sys.argv[1:]))")
 
 
 def test_export_without_onnx_writes_every_other_file_and_says_so(searched, tmp_path):
-    from procs import cli_env, run
+    from procs import WITHOUT_ONNX, cli_env, run
     out = tmp_path / "no-onnx"
     got = run([sys.executable, "-c", WITHOUT_ONNX, "export", "--study", STUDY, "--storage", searched.storage,
                "--out", str(out)], cwd=tmp_path, env=cli_env())

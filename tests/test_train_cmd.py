@@ -189,11 +189,9 @@ def test_an_out_folder_that_fails_mid_write_keeps_the_network_in_a_temporary_fol
 def test_train_without_onnx_writes_every_other_file_and_exits_0(mnist_dir, tmp_path):
     import sys
 
-    from procs import cli_env, run
-    without_onnx = ("import sys; sys.modules['onnx'] = sys.modules['onnxruntime'] = None  # as if uninstalled\n"
-                    "from budgetnas.cli import main; sys.exit(main(sys.argv[1:]))")
+    from procs import WITHOUT_ONNX, cli_env, run
     out = tmp_path / "a"
-    got = run([sys.executable, "-c", without_onnx, "train", "--preset", "A", "--epochs", "1", "--out", str(out),
+    got = run([sys.executable, "-c", WITHOUT_ONNX, "train", "--preset", "A", "--epochs", "1", "--out", str(out),
                *_data_args(mnist_dir, 500)], cwd=tmp_path, env=cli_env())
     assert got.returncode == 0 and "Traceback" not in got.stderr, got.stdout + got.stderr
     assert "note: model.onnx skipped: the onnx package is not installed; add it with: pip install onnx onnxruntime" \
