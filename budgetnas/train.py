@@ -61,6 +61,22 @@ def use_bf16(device: torch.device, bf16: bool | None) -> bool:
     return bf16_native(device) if bf16 is None else bf16
 
 
+def exact_fp32(device: torch.device) -> None:
+    """On CUDA, fp32 convolutions and matmuls in full precision, not TF32 (PyTorch's
+    default for cuDNN convolutions). With TF32, the test accuracy measured on an H100
+    differed from the same exported weights evaluated on a CPU by more than 5 of 10,000
+    images (scripts/gpu-check.sh, the model.py test); seed B's epoch took 6 s there with
+    TF32 and without (these nets are too small for it to pay)."""
+    if device.type != "cuda":
+        return
+    if hasattr(torch.backends.cudnn, "conv") and hasattr(torch.backends.cudnn.conv, "fp32_precision"):
+        torch.backends.cudnn.conv.fp32_precision = "ieee"
+        torch.backends.cuda.matmul.fp32_precision = "ieee"
+    else:  # torch < 2.9
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+
+
 def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     """The recipe's optimizer, fused (one kernel for all parameters: measured 221 -> 63 us
     per Adam step for seed B on CPU) where this torch and device support it."""
@@ -151,6 +167,7 @@ def train(model: nn.Module, data: Data, recipe: Recipe, *, device: torch.device 
     t0 = time.perf_counter()
     device = torch.device(device)
     bf16 = use_bf16(device, bf16)
+    exact_fp32(device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model.to(device=device, memory_format=memory_format).train()
     n = len(data.train_x)

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The CUDA check, for a machine with an NVIDIA GPU (README "GPU"): the CUDA path of
+# search, export and train on full MNIST, one-epoch trials timed, and the tests that can
+# run there (every test then trains on the GPU: --device auto picks CUDA).
+#
+#   bash scripts/gpu-check.sh [OUT_DIR]
+#
+# Needs python3 with torch (CUDA build), the package's other requirements (or wheels of
+# them in .whl/, installed into /tmp/site without network), and MNIST in
+# $BUDGETNAS_GPU_DATA (default .gpudata/mnist; else the usual download/cache).
+# Set GPU_CHECK_DEVICE=cpu to rehearse the script on a CPU machine (smaller runs).
+# Everything is logged to OUT_DIR/gpu-check.log; the study to OUT_DIR/gpu.db.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT_DIR=${1:-${OUT:-$(mktemp -d)}}
+mkdir -p "$OUT_DIR"
+LOG="$OUT_DIR/gpu-check.log"
+exec > >(tee "$LOG") 2>&1
+DEVICE=${GPU_CHECK_DEVICE:-cuda}
+STEPS=" ${GPU_CHECK_STEPS:-train search tests} "  # a rerun can name fewer
+PY=${PYTHON:-python3}
+export PYTHONUNBUFFERED=1 BUDGETNAS_OFFLINE=1
+
+if ! "$PY" -c "import optuna, plotly" 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+DATA=${BUDGETNAS_GPU_DATA:-.gpudata/mnist}
+if [ -d "$DATA" ]; then  # the tests' fixtures read budgetnas's own cache
+  mkdir -p "$HOME/.cache/budgetnas/mnist" && cp "$DATA"/* "$HOME/.cache/budgetnas/mnist/"
+fi
+DATA="$HOME/.cache/budgetnas/mnist"
+bn() { "$PY" -m budgetnas "$@"; }
+step() { echo; echo "== $* ($(date +%T))"; }
+timed() { local t0=$SECONDS; "$@"; local rc=$?; echo "-- $((SECONDS - t0))s wall, rc $rc: $*"; return $rc; }
+
+step "machine"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || echo "no nvidia-smi"
+"$PY" - <<'EOF'
+import platform, torch, optuna, onnxruntime
+print(f"python {platform.python_version()}, torch {torch.__version__}, optuna {optuna.__version__}, "
+      f"onnxruntime {onnxruntime.__version__}")
+print("cuda:", torch.cuda.is_available() and torch.cuda.get_device_name(0), "| cpu cores:", __import__("os").cpu_count())
+EOF
+
+if [ "$DEVICE" = cuda ]; then TRIALS=20 LIMIT=(); TEST_K=""; else TRIALS=3 LIMIT=(--train-limit 3000); TEST_K="test_train"; fi
+STUDY=(--study gpu --storage "sqlite:///$OUT_DIR/gpu.db")
+
+step "data"
+timed bn data mnist --data-dir "$DATA" || exit 1
+
+if [[ $STEPS == *" train "* ]]; then
+step "one epoch of seed B on $DEVICE, full MNIST (55,000 training images), twice (the first pays CUDA start-up)"
+for s in 0 1; do
+  timed bn train --preset B --epochs 1 --seed $s --device $DEVICE --no-progress --data-dir "$DATA" "${LIMIT[@]}" \
+    --out "$OUT_DIR/presetB-s$s" || exit 1
+done
+fi
+
+if [[ $STEPS == *" search "* ]]; then
+step "search on $DEVICE: budget 25k, 1 epoch, $TRIALS trials (and the re-runs of the best 3)"
+timed bn search --budget 25000 --epochs 1 --trials $TRIALS --device $DEVICE --no-progress --data-dir "$DATA" \
+  "${LIMIT[@]}" "${STUDY[@]}" --artifacts "$OUT_DIR/weights" || exit 1
+bn leaderboard "${STUDY[@]}" --top 8
+
+step "export of the winner (checks, int8) and train it 3 more epochs on $DEVICE"
+timed bn export "${STUDY[@]}" --artifacts "$OUT_DIR/weights" --data-dir "$DATA" --out "$OUT_DIR/winner" || exit 1
+timed bn train "$OUT_DIR/winner" --epochs 3 --device $DEVICE --no-progress --data-dir "$DATA" "${LIMIT[@]}" \
+  --out "$OUT_DIR/winner-3ep" || exit 1
+step "the winner for 1 epoch at batch 512 (the recipe's lr): time against accuracy"
+timed bn train "$OUT_DIR/winner" --epochs 1 --batch-size 512 --device $DEVICE --no-progress --data-dir "$DATA" \
+  "${LIMIT[@]}" --out "$OUT_DIR/winner-b512" || exit 1
+fi
+
+if [[ $STEPS == *" tests "* ]]; then
+step "tests that can run here (no PostgreSQL, no browser, no fresh clone): CUDA is the default device"
+"$PY" -c "import pytest" 2>/dev/null && timeout "${GPU_CHECK_TEST_SECONDS:-200}" "$PY" -m pytest -q -p no:cacheprovider \
+  tests/test_train.py tests/test_train_fast.py tests/test_search.py tests/test_export.py tests/test_confirm.py \
+  tests/test_train_cmd.py tests/test_int8.py ${TEST_K:+-k $TEST_K} 2>&1 | tail -25
+echo "tests rc ${PIPESTATUS[0]}"
+fi
+step "done"
