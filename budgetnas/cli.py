@@ -204,6 +204,10 @@ def build_parser() -> Parser:
     tr.add_argument("--seed", type=int, default=0, help="init, batch-order and augmentation seed (default 0)")
     tr.add_argument("--out", help="output folder of the bundle (default exports/NAME-Eep)")
     tr.add_argument("--budget", type=positive_int, help="refuse a spec with more trainable parameters than this")
+    tr.add_argument("--max-macs", type=size_int, help="refuse a spec with more multiply-accumulates per image, "
+                                                     "e.g. 300k")
+    tr.add_argument("--max-ram", type=size_int, help="refuse a spec whose int8 inference needs more peak "
+                                                    "activation memory (bytes), e.g. 20k")
     tr.add_argument("--optimizer", help="recipe override: adamw, adam or sgd")
     tr.add_argument("--lr", type=float, help="recipe override: peak learning rate")
     tr.add_argument("--schedule", help="recipe override: onecycle, cosine or constant")
@@ -558,7 +562,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .config import Recipe
     from .export import spec_from_path
     from .presets import get_preset
-    from .space import param_count
+    from .space import macs, param_count, peak_ram
     if (args.spec is None) == (args.preset is None):
         raise ConfigError("give either a spec (spec.json or an export folder) or --preset NAME")
     overrides = {k: getattr(args, k) for k in RECIPE_FLAGS if getattr(args, k) is not None}
@@ -581,6 +585,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.budget and params > args.budget:
         raise ConfigError(f"the spec has {params:,} parameters, over --budget {args.budget:,}: "
                           "pick a smaller spec or raise --budget")
+    for flag, limit, cost, unit in (("--max-macs", args.max_macs, macs, "multiply-accumulates per image"),
+                                    ("--max-ram", args.max_ram, peak_ram, "bytes of peak activation memory")):
+        if limit is not None and cost(spec) > limit:
+            raise ConfigError(f"the spec needs {cost(spec):,} {unit}, over {flag} {limit:,}: "
+                              f"pick a smaller spec or raise {flag}")
     # an export trains on the data its manifest names (and at its size), unless told otherwise
     dcfg = data_config(args, (manifest or {}).get("data"))
     return _train_and_export(args, spec, recipe, name, dcfg, budget, manifest)

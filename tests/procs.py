@@ -151,3 +151,79 @@ def assert_retried(study, killed):
 # python -c code that runs the CLI as if onnx and onnxruntime were not installed
 WITHOUT_ONNX = ("import sys; sys.modules['onnx'] = sys.modules['onnxruntime'] = None  # as if uninstalled\n"
                 "from budgetnas.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+# --- the CLI in forked processes (test_bad_input) -------------------------------------------
+# A server process imports torch, optuna and budgetnas once; each call forks it into a
+# child that runs the CLI as `python -m budgetnas ARGS` would, in its own working folder,
+# environment and output files: a real process with a real exit status, without paying
+# ~1.5 s of interpreter start and imports per call. The server runs no torch op before
+# forking, so no OpenMP thread team exists to hang a child (runtime.end_openmp_threads).
+FORK_SERVER = r"""
+import atexit, json, os, sys, traceback
+import torch, optuna
+import budgetnas.cli, budgetnas.data, budgetnas.sources, budgetnas.storage
+reply = os.fdopen(os.dup(1), "w")
+for line in sys.stdin:
+    req = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.chdir(req["cwd"])
+            os.environ.clear()
+            os.environ.update(req["env"])
+            for fd, path, mode in ((0, os.devnull, os.O_RDONLY), (1, req["out"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
+                                   (2, req["err"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)):
+                os.dup2(os.open(path, mode, 0o644), fd)
+            sys.argv = ["budgetnas", *req["argv"]]
+            try:
+                code = budgetnas.cli.main(req["argv"])
+            except SystemExit as e:  # as the interpreter ends on one
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else (print(e.code, file=sys.stderr), 1)[1])
+            except BaseException:
+                traceback.print_exc()
+                code = 1
+            atexit._run_exitfuncs()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code or 0)
+    _, status = os.waitpid(pid, 0)
+    reply.write(json.dumps(os.waitstatus_to_exitcode(status)) + "\n")
+    reply.flush()
+"""
+
+
+class ForkedCLI:
+    """run(argv, cwd, env) -> subprocess.CompletedProcess, like procs.run(budgetnas(...)),
+    through ``servers`` fork servers (one call at a time each; thread-safe)."""
+
+    def __init__(self, servers: int = 2):
+        import queue
+        self.idle: queue.Queue = queue.Queue()
+        self.procs = []
+        for _ in range(servers):
+            proc = subprocess.Popen([sys.executable, "-c", FORK_SERVER], env=cli_env(), text=True,
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            self.procs.append(proc)
+            self.idle.put(proc)
+
+    def run(self, argv: list[str], cwd: Path, env: dict[str, str], timeout: float = 300):
+        import json
+        out, err = Path(cwd).parent / "forked.out", Path(cwd).parent / "forked.err"
+        proc = self.idle.get(timeout=timeout)
+        try:
+            proc.stdin.write(json.dumps({"argv": list(map(str, argv)), "cwd": str(cwd), "env": env,
+                                         "out": str(out), "err": str(err)}) + "\n")
+            proc.stdin.flush()
+            line = proc.stdout.readline()
+            assert line, f"the fork server ended (rc {proc.poll()})"
+        finally:
+            self.idle.put(proc)
+        return subprocess.CompletedProcess(["budgetnas", *argv], json.loads(line), out.read_text(), err.read_text())
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.stdin.close()
+            proc.wait(30)

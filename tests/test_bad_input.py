@@ -1,4 +1,5 @@
-"""Bad input, one table: each case runs the real CLI in a process and must end with exit
+"""Bad input, one table: each case runs the real CLI in a process (forked from a server
+that has imported it, procs.ForkedCLI; two cases also as `python -m budgetnas`) and must end with exit
 status 2, exactly one line on stderr that says what to do, no traceback, no password,
 and nothing stored changed (every file of the study folder, the data folders and the
 working folder hashed before and after)."""
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from owndata import write_bad_data
-from procs import budgetnas, cli_env, fingerprint, run
+from procs import ForkedCLI, budgetnas, cli_env, fingerprint, run
 
 from budgetnas.space import Space, smallest_macs, smallest_params, smallest_ram
 
@@ -165,6 +166,10 @@ CASES = [
      "'12q' is not a size: use a whole number with an optional k (1,000) or M (1,000,000) suffix"),
     ("max-ram-fraction", ("search", *STUDY, *DATA, "--max-ram", "2.5k"), {}, "'2.5k' is not a size"),
     ("max-ram-zero", ("search", *STUDY, *DATA, "--max-ram", "0"), {}, "--max-ram must be a positive number of bytes"),
+    ("train-over-max-macs", ("train", "--preset", "B", "--epochs", "1", "--max-macs", "1M", *DATA), {},
+     "the spec needs 1,919,872 multiply-accumulates per image, over --max-macs 1,000,000: pick a smaller spec"),
+    ("train-over-max-ram", ("train", "--preset", "B", "--epochs", "1", "--max-ram", "10k", *DATA), {},
+     "the spec needs 15,680 bytes of peak activation memory, over --max-ram 10,000: pick a smaller spec"),
     ("space-max-macs-below-smallest", ("space", "--max-macs", "300"), {}, "use --max-macs"),
     ("study-max-macs-differ", ("search", *STUDY, *DATA, "--max-macs", "2M"), {}, "was made with max_macs=None, not 2000000"),
 ]
@@ -217,8 +222,9 @@ def world(tmp_path_factory, mnist_dir):
     return {"S": S, "D": D, "mnist": mnist_dir, "afile": afile, "root": root, "own": root / "own"}
 
 
-def run_case(world: dict, case: tuple, scratch: Path) -> dict:
-    """Run one case in its own copy of the study folder and an empty working folder."""
+def run_case(world: dict, case: tuple, scratch: Path, forked: ForkedCLI | None = None) -> dict:
+    """Run one case in its own copy of the study folder and an empty working folder, in a
+    process forked by ``forked`` or else started as `python -m budgetnas`."""
     case_id, argv, env, expected = case
     here = dict(world, S=scratch / "study")
     shutil.copytree(world["S"], here["S"])
@@ -226,28 +232,42 @@ def run_case(world: dict, case: tuple, scratch: Path) -> dict:
     cwd.mkdir()
     roots = (here["S"], world["D"], world["mnist"], world["afile"], cwd)
     before = fingerprint(*roots)
-    got = run(budgetnas(*[a.format(**here) for a in argv]), cwd=cwd, env=cli_env(**env))
+    args = [a.format(**here) for a in argv]
+    got = forked.run(args, cwd, cli_env(**env)) if forked else run(budgetnas(*args), cwd=cwd, env=cli_env(**env))
     return {"got": got, "expected": expected.format(**here), "changed": fingerprint(*roots) != before}
 
 
 @pytest.fixture(scope="module")
 def results(world, request, tmp_path_factory) -> dict:
-    """The selected cases, run a few at a time (each process mostly waits on imports and
-    one-time data loading; each case has its own study copy and working folder)."""
+    """The selected cases, two at a time, each in a process forked from a server that has
+    imported the CLI (each case has its own study copy and working folder)."""
     wanted = {item.callspec.params["case_id"] for item in request.session.items
               if getattr(item, "originalname", "") == "test_bad_input"}
     cases = [c for c in CASES if c[0] in wanted]
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        futures = {c[0]: pool.submit(run_case, world, c, tmp_path_factory.mktemp(c[0])) for c in cases}
-        return {case_id: f.result() for case_id, f in futures.items()}
+    forked = ForkedCLI(servers=2)
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futures = {c[0]: pool.submit(run_case, world, c, tmp_path_factory.mktemp(c[0]), forked) for c in cases}
+            return {case_id: f.result() for case_id, f in futures.items()}
+    finally:
+        forked.close()
 
 
 @pytest.mark.parametrize("case_id", [c[0] for c in CASES])
 def test_bad_input(results, case_id):
-    r = results[case_id]
+    check(results[case_id])
+
+
+@pytest.mark.parametrize("case_id", ["data-file-corrupt", "budget-below-smallest"])
+def test_bad_input_as_python_m_budgetnas(world, case_id, tmp_path):
+    """The same promise from the real entry point, `python -m budgetnas`, for two cases."""
+    check(run_case(world, next(c for c in CASES if c[0] == case_id), tmp_path))
+
+
+def check(r: dict) -> None:
     got, expected = r["got"], r["expected"]
     lines = got.stderr.strip().splitlines()
-    print(f"{case_id}: exit {got.returncode}: {got.stderr.strip()}")  # shown with pytest -rP
+    print(f"{' '.join(got.args[-6:])}: exit {got.returncode}: {got.stderr.strip()}")  # shown with pytest -rP
     assert got.returncode == 2, f"exit {got.returncode}\nstdout: {got.stdout}\nstderr: {got.stderr}"
     assert len(lines) == 1, f"stderr is not one line:\n{got.stderr}"
     assert lines[0].startswith("budgetnas: error: ") and expected in lines[0], lines[0]
