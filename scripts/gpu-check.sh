@@ -76,8 +76,8 @@ fi
 if [[ $STEPS == *" tests "* ]]; then
 step "tests that can run here (no PostgreSQL, no browser, no fresh clone): CUDA is the default device"
 "$PY" -c "import pytest" 2>/dev/null && timeout "${GPU_CHECK_TEST_SECONDS:-200}" "$PY" -m pytest -q -p no:cacheprovider \
-  tests/test_train.py tests/test_train_fast.py tests/test_search.py tests/test_export.py tests/test_confirm.py \
-  tests/test_train_cmd.py tests/test_int8.py ${TEST_K:+-k $TEST_K} 2>&1 | tail -25
+  ${GPU_CHECK_TESTS:-tests/test_train.py tests/test_train_fast.py tests/test_search.py tests/test_export.py \
+  tests/test_confirm.py tests/test_train_cmd.py tests/test_int8.py tests/test_own_data.py} ${TEST_K:+-k $TEST_K} -rs 2>&1 | tail -25
 echo "tests rc ${PIPESTATUS[0]}"
 fi
 step "done"

@@ -136,6 +136,37 @@ def test_torchvision_source_or_its_one_line_error(tmp_path):
         load_arrays("torchvision:NoSuchSet", data_dir=str(tmp_path))
 
 
+def test_torchvision_mnist_gives_the_built_in_mnist_and_searches(tmp_path, mnist_dir):
+    """Where torchvision imports (not on these CPU machines: it has no CPU build here; the
+    GPU check runs it): torchvision:MNIST read offline from a --data-dir laid out as
+    torchvision keeps it gives exactly the built-in MNIST arrays (pixels, labels, class
+    count), and the CLI searches on it."""
+    import gzip
+    try:
+        import torchvision  # noqa: F401
+    except Exception as e:
+        pytest.skip(f"torchvision does not import here ({type(e).__name__})")
+    from budgetnas.data import parse_idx
+    raw = tmp_path / "tv" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in mnist_dir.iterdir():
+        (raw / f.name.removesuffix(".gz")).write_bytes(gzip.decompress(f.read_bytes()))
+    a = load_arrays("torchvision:MNIST", data_dir=str(tmp_path / "tv"))
+    idx = {f.name: parse_idx((raw / f.name).read_bytes()) for f in raw.iterdir()}
+    assert a.x_train.shape == (60_000, 1, 28, 28) and a.x_train.dtype == np.uint8
+    assert np.array_equal(a.x_train[:, 0], idx["train-images-idx3-ubyte"])
+    assert np.array_equal(a.y_train, idx["train-labels-idx1-ubyte"])
+    assert np.array_equal(a.x_test[:, 0], idx["t10k-images-idx3-ubyte"])
+    assert np.array_equal(a.y_test, idx["t10k-labels-idx1-ubyte"])
+    assert len(a.classes) == 10 and a.fingerprint
+    r = run(budgetnas("search", "--dataset", "torchvision:MNIST", "--data-dir", tmp_path / "tv", "--budget", "5000",
+                      "--trials", "2", "--train-limit", "2000", "--study", "tv", "--storage",
+                      f"sqlite:///{tmp_path}/s.db", "--no-progress"), cwd=tmp_path,
+            env=cli_env(BUDGETNAS_CACHE=str(tmp_path / "cache")))
+    assert r.returncode == 0, r.stderr
+    assert "10 classes, images 1x28x28, fingerprint" in r.stdout and "trial    1 complete" in r.stdout
+
+
 # --- the data decides the network's input --------------------------------------------------
 def test_per_channel_mean_std_from_the_training_split(tmp_path):
     x, y = images(100, 2, (16, 16, 3))
