@@ -8,6 +8,7 @@ so the script can be stopped and resumed, and the table is rebuilt from the cach
     python scripts/results.py                  # everything (hours on a 2-core CPU)
     python scripts/results.py --part repro     # one part: repro | search | long | seeds | subset | race
     python scripts/results.py --part race --race race5k   # one row of the 15-minute race
+    python scripts/results.py --part int8      # int8 exports of the race's 25k and 5k winners
     python scripts/results.py --render         # only rewrite docs/RESULTS.md from the cache
 
 Selection is on the validation split only; test accuracy is reported, never used to pick.
@@ -155,6 +156,51 @@ def part_race(cache: dict, only: list[str] | None = None) -> None:
         confirm(cache, name, found, epochs=epochs)
         confirm(cache, f"{name}-first", {**found["first"]}, epochs=epochs)
         confirm(cache, f"{name}-hand", {"spec": hand_tuned(widths), "recipe": HAND_RECIPE.to_dict()}, epochs=epochs)
+
+
+INT8_ROWS = ("race25k", "race5k")  # issue 16: int8 within 0.3 pp of float for the 25k and 5k winners
+INT8_TARGET_PP = 0.3
+
+
+def part_int8(cache: dict) -> None:
+    """Export each INT8_ROWS search's winner (its stored weights) with model.int8.onnx:
+    the float and int8 ONNX test accuracy on the 10,000 test images (onnxruntime), sizes
+    and single-image latencies, from the export's manifest."""
+    import optuna
+    from budgetnas.api import export_trial
+    for name in INT8_ROWS:
+        found, key = cache.get(f"search/{name}"), f"int8/{name}"
+        if not found or cache.get(key, {}).get("trial") == found["best_trial"]:
+            continue
+        url = f"sqlite:///{OUT / (name + '.db')}"
+        study = optuna.load_study(study_name=name, storage=url)
+        print(f"[results] int8 export of {name} trial {found['best_trial']} ...", flush=True)
+        _, out, manifest = export_trial(study, url, OUT / f"{name}-export", trial=found["best_trial"],
+                                        artifacts=str(OUT / f"{name}-weights"))
+        cache[key] = {"trial": found["best_trial"], "params": manifest["params"], "int8": manifest.get("int8"),
+                      "latency": manifest.get("latency")}
+        save(cache)
+
+
+def int8_lines(cache: dict) -> list[str]:
+    lines = ["", "## int8 export of the race winners (issue 16)", "",
+             "`budgetnas export` of each winner's stored weights: post-training static int8 quantization",
+             "(onnxruntime, QDQ, calibrated on a seeded sample of training images); both ONNX models scored",
+             f"with onnxruntime on the 10,000 test images. Target: int8 within {INT8_TARGET_PP} pp of float.", "",
+             "| winner | params | float ONNX test | int8 test | drop | same class | bytes float / int8 | met? |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name in INT8_ROWS:
+        r = cache.get(f"int8/{name}")
+        if not r or not r.get("int8"):
+            lines.append(f"| {name} | | not run | | | | | |")
+            continue
+        q = r["int8"]
+        drop = 100 * (q["float_onnx_test_acc"] - q["int8_test_acc"])
+        sizes = " / ".join(f"{v:,}" for v in q["bytes"].values())
+        lines.append(f"| {name} (trial {r['trial']}) | {r['params']:,} | {100 * q['float_onnx_test_acc']:.2f} | "
+                     f"{100 * q['int8_test_acc']:.2f} | {drop:.2f} pp | {100 * q['agreement']:.2f}% | {sizes} | "
+                     f"{'yes' if round(drop, 2) <= INT8_TARGET_PP else 'no'} |")
+    return lines
 
 
 def part_search(cache: dict, trials: int) -> None:
@@ -336,6 +382,7 @@ def render(cache: dict) -> str:
               "  two sets of 3 seeds gave 3-seed means 0.04-0.10 pp apart (25k: 99.23 here, 99.29 in the",
               "  subset table's full-data row; seed B/E rows 99.19)."]
     lines += race_lines(cache)
+    lines += int8_lines(cache)
     found, conf = cache.get("search/long8k"), runs(cache, "confirm/long8k/e15/")
     lines += ["", "## An 8k-parameter winner trained longer", ""]
     if found and conf:
@@ -367,7 +414,7 @@ def render(cache: dict) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=["repro", "search", "long", "seeds", "subset", "race", "all"], default="all")
+    ap.add_argument("--part", choices=["repro", "search", "long", "seeds", "subset", "race", "int8", "all"], default="all")
     ap.add_argument("--race", action="append", choices=sorted(RACE), help="only these rows of the race (repeatable)")
     ap.add_argument("--trials", type=int, default=25, help="trained trials per search")
     ap.add_argument("--long-seeds", type=int, default=3, help="seeds for the multi-epoch runs (3 = full)")
@@ -390,6 +437,8 @@ def main() -> int:
             part_subset(cache)
         if args.part in ("race", "all"):
             part_race(cache, args.race)
+        if args.part in ("race", "int8", "all"):
+            part_int8(cache)
     (ROOT / "docs").mkdir(exist_ok=True)
     (ROOT / "docs" / "RESULTS.md").write_text(render(cache))
     print(f"wrote {ROOT / 'docs' / 'RESULTS.md'}")

@@ -77,3 +77,29 @@ def test_a_broken_int8_model_is_flagged_in_the_manifest(small_data, tmp_path):
     data = (calibration_sample(small_data.train_x) * 1e-3, small_data.test_x, small_data.test_y)
     manifest = export_bundle(tmp_path, spec, net.state_dict(), {"data": data_record("mnist")}, int8_data=data)
     assert manifest["int8"]["ok"] is False and "points below the float model" in manifest["int8"]["problem"]
+
+
+def test_the_first_conv_stays_float_only_where_that_agrees_better_with_the_float_model(bundle, monkeypatch):
+    """With the bar for all-int8 set out of reach, quantize_int8 builds the variant with the
+    first conv in float too and keeps whichever picks the float model's class on more of
+    the choice images (training images, not the test set); what it kept is what it says."""
+    from budgetnas import quantize
+    out, _, data = bundle
+    monkeypatch.setattr(quantize, "MIN_AGREEMENT", 1.01)
+    sample = calibration_sample(data.train_x)
+    assert len(sample) == min(len(data.train_x), quantize.CALIBRATION_IMAGES + quantize.CHOICE_IMAGES)
+    how = quantize.quantize_int8(out / "model.onnx", out / "first-float.onnx", sample)
+    choice = sample[quantize.CALIBRATION_IMAGES:]
+    reference = quantize.predictions(out / "model.onnx", choice)
+    agree = float((quantize.predictions(out / "first-float.onnx", choice) == reference).mean())
+    model = onnx.load(str(out / "first-float.onnx"))
+    first = next(n for n in model.graph.node if n.op_type == "Conv")
+    quantized_weight = any(n.op_type == "DequantizeLinear" and n.output[0] == first.input[1] for n in model.graph.node)
+    if "first conv kept float" in how:
+        assert not quantized_weight and f"{100 * agree:.2f}% of {len(choice)} other" in how
+    else:
+        assert quantized_weight
+    assert not list(out.glob("*.alt")) and not list(out.glob("*.part"))
+    # at the real bar, an all-int8 model that agrees on >= 99.8% is kept as it is
+    monkeypatch.setattr(quantize, "MIN_AGREEMENT", 0.0)
+    assert "first conv" not in quantize.quantize_int8(out / "model.onnx", out / "all.onnx", sample)
