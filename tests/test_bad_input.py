@@ -234,7 +234,9 @@ def run_case(world: dict, case: tuple, scratch: Path, forked: ForkedCLI | None =
     before = fingerprint(*roots)
     args = [a.format(**here) for a in argv]
     got = forked.run(args, cwd, cli_env(**env)) if forked else run(budgetnas(*args), cwd=cwd, env=cli_env(**env))
-    return {"got": got, "expected": expected.format(**here), "changed": fingerprint(*roots) != before}
+    after = fingerprint(*roots)
+    return {"got": got, "expected": expected.format(**here),
+            "changed": sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))}
 
 
 @pytest.fixture(scope="module")
@@ -273,7 +275,7 @@ def check(r: dict) -> None:
     assert lines[0].startswith("budgetnas: error: ") and expected in lines[0], lines[0]
     assert "Traceback" not in got.stdout + got.stderr
     assert SECRET not in got.stdout + got.stderr
-    assert not r["changed"], "something stored changed"
+    assert not r["changed"], f"something stored changed: {r['changed']}"
 
 
 def test_every_case_is_listed_once():
