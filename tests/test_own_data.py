@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 from owndata import images, write_folder
-from procs import budgetnas, cli_env, run
+from procs import budgetnas, cli_env, load_study, run
 
 from budgetnas.config import ConfigError, DataConfig
 from budgetnas.data import augment, load_data
+from budgetnas.search import trained_count
 from budgetnas.sources import from_folder, from_npz, load_arrays
 
 
@@ -281,6 +282,14 @@ def test_cli_end_to_end_on_an_rgb_folder(rgb, tmp_path):
     wk = run(budgetnas("worker", *study, "--data-dir", other, "--trials", "3", "--artifacts", tmp_path / "w"),
              cwd=tmp_path, env=env)
     assert wk.returncode == 2 and "was made on other data" in wk.stderr
+    # and a worker with the same data trains the study's next trial on it
+    ok = run(budgetnas("worker", *study, "--data-dir", data, "--trials", "4", "--artifacts", tmp_path / "w",
+                       "--no-progress"), cwd=tmp_path, env=env)
+    assert ok.returncode == 0, ok.stderr
+    stored = load_study(url, "rgb")
+    assert trained_count(stored) == 4
+    last = max((t for t in stored.trials if t.state.name == "COMPLETE"), key=lambda t: t.number)
+    assert last.number >= 3 and last.user_attrs["spec"]["in_channels"] == 3 and last.user_attrs["spec"]["num_classes"] == 4
 
 
 def test_python_api_search_then_cli_on_the_same_study(tmp_path, monkeypatch):
