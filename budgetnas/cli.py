@@ -105,7 +105,9 @@ def build_parser() -> Parser:
     s.add_argument("--epochs", type=int, default=1, help="training epochs per candidate (default 1)")
     s.add_argument("--trials", type=int, default=30,
                    help="stop when the study holds this many trained trials (complete or pruned; default 30)")
-    s.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    s.add_argument("--timeout", type=float,
+                   help="finish the search (data loading, trials, re-runs) within this many seconds: a candidate "
+                        "expected to end later is not started")
     add_study_args(s)
     s.add_argument("--artifacts", help="folder for trained weights (default: beside the storage)")
     s.add_argument("--seed", type=int, default=0, help="sampler seed; trial seeds derive from it (default 0)")
@@ -228,7 +230,8 @@ def build_parser() -> Parser:
     w.add_argument("--study", required=True, help="study name (made by 'budgetnas search --create-only')")
     w.add_argument("--trials", type=int, help="stop when the study holds this many trained trials "
                                               "(default: the target stored by 'budgetnas search')")
-    w.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    w.add_argument("--timeout", type=float,
+                   help="stop within this many seconds: a candidate expected to end later is not started")
     w.add_argument("--artifacts", help="folder for trained weights; use one shared by all hosts "
                                        "(default: studies/STUDY-weights, or beside a file storage)")
     w.add_argument("--data-dir", help="folder with the idx files on this host (default: $BUDGETNAS_DATA or the cache)")

@@ -58,6 +58,7 @@ def run_search(cfg: SearchConfig, url: str, progress: bool = True, worker: int =
                          trained_count)
     from .storage import STALE_RETRIES, artifacts_dir, check_writable_dir, open_storage, redact
 
+    started = time.monotonic()  # --timeout counts from here: loading the data is part of the search
     # ERROR: a trial ended by Ctrl-C is a line of ours, not Optuna's warning with a traceback
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -118,7 +119,7 @@ def run_search(cfg: SearchConfig, url: str, progress: bool = True, worker: int =
     t0 = time.perf_counter()
     interrupted = False
     try:
-        optimize(study, objective, cfg, after_trial, settle=heartbeat, note=say)
+        optimize(study, objective, cfg, after_trial, settle=heartbeat, note=say, started=started)
     except KeyboardInterrupt:
         interrupted = True
     finally:

@@ -12,6 +12,7 @@ import datetime
 import math
 import os
 import socket
+import statistics
 import time
 import warnings
 from dataclasses import dataclass
@@ -151,7 +152,8 @@ def create_or_load_study(cfg: SearchConfig, storage: optuna.storages.BaseStorage
     if stored is None:
         study.set_user_attr("settings", wanted)
         study.set_metric_names(["val_acc"])
-        for params in default_trials(cfg.budget, data_space(data) if data is not None else None):
+        for params in default_trials(cfg.budget, data_space(data) if data is not None else None, cfg.max_macs,
+                                     cfg.max_ram):
             study.enqueue_trial(dict(params), user_attrs={"default_trial": True})
     else:
         check_pinned(cfg.study, stored, wanted)
@@ -295,6 +297,8 @@ class Objective:
         self.progress = progress
         self.space = space or data_space(data)
         self.hold = TrialHold.from_env()
+        # optimize() sets it with --timeout: when (time.monotonic()) a trial must have ended
+        self.deadline: Callable[[], float | None] = lambda: None
 
     def __call__(self, trial: optuna.Trial) -> float:
         t0 = time.perf_counter()
@@ -324,6 +328,15 @@ class Objective:
             self.on_event(TrialEvent(trial.number, "rejected", params, cfg.budget, seconds=time.perf_counter() - t0,
                                      reason=rejection_reason(over)))
             raise optuna.TrialPruned(f"over budget: {what}")
+        late = self._too_late(trial, n_macs)
+        if late:  # it would end after --timeout: not started, and no later trial is
+            trial.set_user_attr("spec", spec.to_dict())
+            trial.set_user_attr("rejected", late)
+            trial.set_user_attr("rejected_by", ["time"])
+            trial.study.stop()
+            self.on_event(TrialEvent(trial.number, "rejected", params, cfg.budget, seconds=time.perf_counter() - t0,
+                                     reason=late))
+            raise optuna.TrialPruned(late)
         if preset:  # an enqueued seed model (--warm-start presets): fixed spec and recipe
             recipe = Recipe.from_dict({**trial.user_attrs["preset_recipe"], "epochs": cfg.epochs})
         else:
@@ -374,6 +387,21 @@ class Objective:
                                  result.seconds, rerun_of=rerun_of))
         return result.val_acc
 
+    def _too_late(self, trial: optuna.Trial, n_macs: int) -> str:
+        """Why this candidate must not start (it would end after the search's deadline,
+        by the times of the study's finished trials), or ''."""
+        deadline = self.deadline()
+        if deadline is None:
+            return ""
+        trials = trial.study.get_trials(deepcopy=False)
+        of = trial.user_attrs.get(RERUN_ATTR)  # a re-run takes as long as its candidate's run
+        own = next((t.user_attrs.get("seconds") for t in trials if t.number == of), None) if of is not None else None
+        need = TIME_MARGIN * own if own else expected_seconds(trials, n_macs)
+        left = deadline - time.monotonic()
+        if need is None or need <= left:
+            return ""
+        return f"over the time budget (about {need:.0f}s to train, {max(0.0, left):.0f}s left)"
+
     def _note(self, trial: optuna.Trial, spec: ArchSpec, params: int) -> None:
         try:
             from optuna_dashboard import save_note
@@ -408,6 +436,24 @@ def enqueue_presets(study: optuna.Study, budget: int, data: Data | None = None) 
 
 
 # --- running ----------------------------------------------------------------------------------
+TIME_MARGIN = 1.15  # a candidate starts only if 1.15x its expected time is left
+
+
+def expected_seconds(trials: list, n_macs: int, neighbours: int = 3) -> float | None:
+    """How long a candidate of ``n_macs`` MACs per image will train, from the study's
+    finished full-length runs (complete trials and re-runs): trial time follows MACs far
+    more than parameters. The median of the ``neighbours`` runs nearest in MACs (log
+    scale), each scaled up in proportion where this candidate has more MACs (never down:
+    small nets are dominated by per-step costs), times TIME_MARGIN. None before any run
+    has finished (the first trials run whatever the clock says)."""
+    done = [(t.user_attrs["macs"], t.user_attrs["seconds"]) for t in trials
+            if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("macs") and t.user_attrs.get("seconds")]
+    if not done:
+        return None
+    near = sorted(done, key=lambda d: abs(math.log(d[0] / max(n_macs, 1))))[:neighbours]
+    return TIME_MARGIN * statistics.median(s * max(1.0, n_macs / m) for m, s in near)
+
+
 def trained_count(study: optuna.Study) -> int:
     """Trials that trained a candidate (complete, or pruned by the pruner). Rejected
     (over-budget) and failed trials, and re-runs of a candidate, do not count towards
@@ -428,18 +474,20 @@ def top_candidates(trials: list, k: int) -> list:
 
 def missing_reruns(trials: list, k: int, reruns: int) -> list[tuple]:
     """(trial, run) pairs still to do so that each of the k best candidates has ``reruns``
-    re-runs: done, running or queued ones count; failed ones do not (they run again)."""
+    re-runs: done, running or queued ones count; failed ones, and ones not started for
+    lack of time, do not (they run again, given time)."""
     have: dict[int, int] = {}
     for t in trials:
         of = t.user_attrs.get(RERUN_ATTR)
-        if of is not None and t.state != optuna.trial.TrialState.FAIL:
+        if of is not None and t.state != optuna.trial.TrialState.FAIL and not t.user_attrs.get("rejected"):
             have[of] = have.get(of, 0) + 1
     return [(t, run) for t in top_candidates(trials, k) for run in range(have.get(t.number, 0) + 1, reruns + 1)]
 
 
 def rerun_seconds(trials: list, k: int, reruns: int) -> float:
-    """Estimated seconds the re-runs still to do will take (each as long as its original)."""
-    return sum(t.user_attrs.get("seconds") or 0.0 for t, _ in missing_reruns(trials, k, reruns))
+    """Estimated seconds the re-runs still to do will take (each as long as its original,
+    with the margin a re-run needs to be started: TIME_MARGIN)."""
+    return TIME_MARGIN * sum(t.user_attrs.get("seconds") or 0.0 for t, _ in missing_reruns(trials, k, reruns))
 
 
 def enqueue_reruns(study: optuna.Study, k: int, reruns: int) -> int:
@@ -491,7 +539,8 @@ def await_stale(study: optuna.Study, note: Callable[[str], None] | None = None) 
 
 def optimize(study: optuna.Study, objective: Objective, cfg: SearchConfig,
              after_trial: Callable[[], None] | None = None, running_since: datetime.datetime | None = None,
-             settle: bool = False, note: Callable[[str], None] | None = None, confirm: bool = True) -> None:
+             settle: bool = False, note: Callable[[str], None] | None = None, confirm: bool = True,
+             started: float | None = None) -> None:
     """Run trials until the study holds cfg.trials trained trials (total, so the same
     command resumes an interrupted search) and no retry of a dead worker's trial is
     queued, or cfg.timeout passes. KeyboardInterrupt propagates after Optuna marks the
@@ -508,12 +557,16 @@ def optimize(study: optuna.Study, objective: Objective, cfg: SearchConfig,
 
     ``confirm``: then re-run the ``cfg.confirm`` best candidates ``cfg.reruns`` more times
     with new seeds (queued as trials with the user attr ``rerun_of``), so the leaderboard
-    ranks them by a mean over runs. With --timeout, the search stops early enough that
-    these re-runs (estimated from the candidates' own times) fit in the time given."""
+    ranks them by a mean over runs.
+
+    ``cfg.timeout`` counts from ``started`` (time.monotonic(); default: now), and the
+    whole search fits in it: the re-runs are kept time for (estimated from the
+    candidates' own times), and a candidate expected to end after the deadline is not
+    started (see expected_seconds) but stored as rejected for time, which ends that phase."""
     target = cfg.trials
     publish = DashboardPublisher()
     k = cfg.confirm if confirm else 0
-    end = None if cfg.timeout is None else time.monotonic() + cfg.timeout
+    end = None if cfg.timeout is None else (time.monotonic() if started is None else started) + cfg.timeout
 
     def reserve(study: optuna.Study) -> float:
         """Seconds kept back for re-running the best candidates (with --timeout)."""
@@ -544,6 +597,8 @@ def optimize(study: optuna.Study, objective: Objective, cfg: SearchConfig,
 
     # n_trials caps asks as a guard: rejected trials take ~ms, but never loop forever
     cap = None if target is None else 50 * target
+    if end is not None:
+        objective.deadline = lambda: end - reserve(study)
     try:
         while True:
             if not finished(study) and left(reserve(study)) != 0.0:
@@ -552,6 +607,8 @@ def optimize(study: optuna.Study, objective: Objective, cfg: SearchConfig,
             if not (settle and finished(study) and (end is None or time.monotonic() < end)
                     and await_stale(study, note)):
                 break
+        if end is not None:
+            objective.deadline = lambda: end
         if k and cfg.reruns and left() != 0.0:
             waiting = enqueue_reruns(study, k, cfg.reruns)
             if waiting:
@@ -561,6 +618,7 @@ def optimize(study: optuna.Study, objective: Objective, cfg: SearchConfig,
                 study.optimize(objective, n_trials=waiting, timeout=left(), callbacks=[after],
                                catch=(), gc_after_trial=False, show_progress_bar=False)
     finally:
+        objective.deadline = lambda: None
         publish(study, force=True)
 
 

@@ -419,14 +419,21 @@ PLAIN_SGD_TRIAL = {**DEFAULT_TRIAL, "convs_per_stage": 1, "head_dropout": 0.0, "
 PLAIN_SGD_TRIAL.pop("lr_adamw")
 
 
-def default_trials(budget: int, space: Space | None = None) -> list[dict[str, Any]]:
+def default_trials(budget: int, space: Space | None = None, max_macs: int | None = None,
+                   max_ram: int | None = None) -> list[dict[str, Any]]:
     """The ordinary strong candidates a new study tries first (like a tuner's defaults),
     diverse on purpose: AdamW with two convs per stage, (small budgets) separable convs at
     a high lr, and the plain SGD recipe of quick hand-tuned nets; with no more stages than
-    the space's images allow."""
-    stages = (space or Space()).stages[1]
-    return [{**t, "stages": min(t["stages"], stages)} for t in
-            (DEFAULT_TRIAL, *([SMALL_DEFAULT_TRIAL] if budget <= SMALL_BUDGET else []), PLAIN_SGD_TRIAL)]
+    the space's images allow. A default whose architecture cannot fit the budgets (two
+    convs per stage under ~2.5k params) is left out rather than queued to be rejected."""
+    import optuna  # lazily, as in budget_use_summary: FixedTrial builds the default's spec
+
+    space = space or Space()
+    wanted = [{**t, "stages": min(t["stages"], space.stages[1])} for t in
+              (DEFAULT_TRIAL, *([SMALL_DEFAULT_TRIAL] if budget <= SMALL_BUDGET else []), PLAIN_SGD_TRIAL)]
+    return [t for t in wanted
+            if not over_budgets(sample_spec(optuna.trial.FixedTrial(t), space, budget, max_macs, max_ram),
+                                budget, max_macs, max_ram)]
 
 
 def smallest_params(space: Space) -> int:

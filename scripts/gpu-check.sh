@@ -80,4 +80,23 @@ step "tests that can run here (no PostgreSQL, no browser, no fresh clone): CUDA 
   tests/test_confirm.py tests/test_train_cmd.py tests/test_int8.py tests/test_own_data.py} ${TEST_K:+-k $TEST_K} -rs 2>&1 | tail -25
 echo "tests rc ${PIPESTATUS[0]}"
 fi
+if [[ $STEPS == *" explore "* ]]; then
+# Issue 14's gap at small budgets: is it search time or what one epoch allows? The same
+# 1-epoch search at ${GPU_EXPLORE_BUDGET:-5000} params, bounded by time, on a machine
+# where a trial takes seconds (several times the CPU's trials in the time), then its
+# winner trained with 3 fresh seeds like scripts/results.py's race rows.
+B=${GPU_EXPLORE_BUDGET:-5000}; SECS=${GPU_EXPLORE_SECONDS:-420}
+[ "$DEVICE" = cuda ] || { SECS=60; }
+EX=(--study explore$B --storage "sqlite:///$OUT_DIR/explore.db")
+step "explore on $DEVICE: budget $B, 1 epoch, --timeout $SECS (re-runs of the best 3 inside it)"
+timed bn search --budget $B --epochs 1 --timeout $SECS --device $DEVICE --no-progress --data-dir "$DATA" \
+  "${LIMIT[@]}" "${EX[@]}" --artifacts "$OUT_DIR/explore-weights" | tail -14
+bn leaderboard "${EX[@]}" --top 8
+timed bn export "${EX[@]}" --artifacts "$OUT_DIR/explore-weights" --data-dir "$DATA" --out "$OUT_DIR/explore-winner" \
+  | tail -3
+for s in 100 101 102; do
+  timed bn train "$OUT_DIR/explore-winner" --epochs 1 --seed $s --device $DEVICE --no-progress --data-dir "$DATA" \
+    "${LIMIT[@]}" --out "$OUT_DIR/explore-winner-s$s" | grep -i "test" | tail -2
+done
+fi
 step "done"

@@ -101,6 +101,7 @@ def held(folder: Path, timeout: float = 300, proc: subprocess.Popen | None = Non
 
 def release(folder: Path, number: int | None = None) -> None:
     """Let held trial ``number`` go on (None: every trial, now and later)."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
     (Path(folder) / ("release" if number is None else f"release-{number}")).touch()
 
 

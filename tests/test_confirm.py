@@ -11,7 +11,7 @@ import pytest
 
 from budgetnas import leaderboard as lb
 from budgetnas.cli import main
-from budgetnas.search import RERUN_ATTR, make_pruner, missing_reruns, rerun_seconds, rerun_seed, trained_count
+from budgetnas.search import RERUN_ATTR, TIME_MARGIN, make_pruner, missing_reruns, rerun_seconds, rerun_seed, trained_count
 
 COMPLETE, FAIL, WAITING = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL,
                            optuna.trial.TrialState.WAITING)
@@ -66,7 +66,11 @@ def test_missing_reruns_count_queued_and_running_ones_but_redo_failed_ones():
               rerun(3, 0, None, state=WAITING), rerun(4, 0, None, state=FAIL), rerun(5, 1, 0.98)]
     todo = [(t.number, run) for t, run in missing_reruns(trials, 2, 2)]
     assert todo == [(0, 2), (1, 2)]
-    assert rerun_seconds(trials, 2, 2) == 10.0 + 11.0  # each re-run takes as long as its original
+    # each re-run takes as long as its original, with the margin a start needs
+    assert rerun_seconds(trials, 2, 2) == pytest.approx(TIME_MARGIN * (10.0 + 11.0))
+    # a re-run not started for lack of time is still to do
+    assert [(t.number, run) for t, run in missing_reruns([*trials[:3], rerun(3, 0, None, rejected="over the time "
+                                                          "budget")], 1, 1)] == [(0, 1)]
     assert missing_reruns(trials, 3, 0) == [] and rerun_seconds(trials, 0, 2) == 0
 
 

@@ -90,22 +90,24 @@ def test_rejected_candidates_are_never_built(searched):
 
 
 def test_a_new_study_starts_from_the_default_candidates(searched):
-    """The three defaults come first at a small budget; the two-conv one does not fit
-    1,500 params and is rejected unbuilt, the small-net one (separable convs) and the
-    plain SGD one are trained."""
+    """The defaults that fit come first at a small budget: the two-conv one cannot fit
+    1,500 params, so it is not queued at all (not even to be rejected); the small-net
+    one (separable convs) and the plain SGD one are trained."""
     from budgetnas.space import DEFAULT_TRIAL, PLAIN_SGD_TRIAL, SMALL_DEFAULT_TRIAL, default_trials
 
     _, study, _ = searched
-    first, second, third = study.trials[:3]
-    # rejected before its recipe is sampled: only the architecture's params are set
-    assert first.params.items() < DEFAULT_TRIAL.items() and "stages" in first.params
-    assert first.user_attrs["default_trial"] and first.user_attrs["rejected"]
-    assert second.params == SMALL_DEFAULT_TRIAL and second.user_attrs["default_trial"]
-    assert "val_acc" in second.user_attrs and second.user_attrs["params"] <= 1500
-    assert any(l.get("groups", 1) > 1 for l in second.user_attrs["spec"]["layers"])
-    assert third.params == PLAIN_SGD_TRIAL and third.user_attrs["default_trial"] and "val_acc" in third.user_attrs
-    assert third.user_attrs["recipe"]["optimizer"] == "sgd" and third.user_attrs["recipe"]["lr"] == 0.3
+    first, second = study.trials[:2]
+    assert not any(t.params.items() >= {"convs_per_stage": 2, "stages": 3, "fill": 0.95}.items()
+                   and t.user_attrs.get("default_trial") for t in study.trials)
+    assert first.params == SMALL_DEFAULT_TRIAL and first.user_attrs["default_trial"]
+    assert "val_acc" in first.user_attrs and first.user_attrs["params"] <= 1500
+    assert any(l.get("groups", 1) > 1 for l in first.user_attrs["spec"]["layers"])
+    assert second.params == PLAIN_SGD_TRIAL and second.user_attrs["default_trial"] and "val_acc" in second.user_attrs
+    assert second.user_attrs["recipe"]["optimizer"] == "sgd" and second.user_attrs["recipe"]["lr"] == 0.3
+    assert not study.trials[2].user_attrs.get("default_trial")
     assert default_trials(25_000) == [DEFAULT_TRIAL, PLAIN_SGD_TRIAL]
+    assert default_trials(5_000) == [DEFAULT_TRIAL, SMALL_DEFAULT_TRIAL, PLAIN_SGD_TRIAL]
+    assert default_trials(1_500) == [SMALL_DEFAULT_TRIAL, PLAIN_SGD_TRIAL]
 
 
 def test_leaderboard_is_readable_from_the_storage(searched, capsys):
@@ -230,15 +232,18 @@ def test_hyperband_prunes_at_its_rungs(tmp_path, tiny):
 
 def test_timeout_stops_starting_trials(mnist_dir, tmp_path, monkeypatch):
     """--timeout: once it has passed, no trial starts; the one running then finishes.
-    The first trained trial is held (search.TrialHold) until the timeout is surely over."""
+    The first trained trial is held (search.TrialHold) until the timeout is surely over.
+    The timeout counts from the start of the run, data loading included: 12 s leave time
+    for that on a loaded machine."""
     from procs import held, release
 
-    hold, timeout, late, done = tmp_path / "hold", 1.0, [], threading.Event()
+    hold, timeout, late, done = tmp_path / "hold", 12.0, [], threading.Event()
     monkeypatch.setenv("BUDGETNAS_TEST_HOLD", str(hold))
+    t0 = time.monotonic()
 
     def releaser() -> None:
         first, _ = held(hold, 300)
-        time.sleep(timeout + 1)  # the timeout counts from before this trial started
+        time.sleep(max(0.0, t0 + timeout + 1 - time.monotonic()))  # past the timeout
         release(hold, first)
         while not done.wait(0.05):
             if {f.name for f in hold.glob("held-*")} - {f"held-{first}"}:  # a trial started after it
@@ -258,6 +263,58 @@ def test_timeout_stops_starting_trials(mnist_dir, tmp_path, monkeypatch):
     study = optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path}/s.db")
     started = [t.state.name for t in study.trials if t.state != optuna.trial.TrialState.WAITING]
     assert started == ["COMPLETE"], "the held trial finished; no other started"
+
+
+def test_timeout_does_not_start_a_candidate_that_would_end_after_it(mnist_dir, tmp_path, monkeypatch):
+    """--timeout is the time the whole search takes: a candidate whose expected time
+    (from the study's finished trials) does not fit in what is left is not started. It is
+    stored as rejected for time, never built, and the search ends. The first trial is held
+    (search.TrialHold) for 8 s, so the next one is expected to take >= 1.15 x 8 s while at
+    most 16 - 8 s are left, however fast this machine is."""
+    from procs import held, release
+
+    hold, timeout = tmp_path / "hold", 16.0
+    monkeypatch.setenv("BUDGETNAS_TEST_HOLD", str(hold))
+
+    def releaser() -> None:
+        first, _ = held(hold, 300)
+        time.sleep(8)
+        release(hold)
+
+    thread = threading.Thread(target=releaser, daemon=True)
+    thread.start()
+    t0 = time.monotonic()
+    try:
+        assert run(["--budget", "3000", "--trials", "3", "--timeout", str(timeout)], mnist_dir, tmp_path) == 0
+    finally:
+        release(hold)
+        thread.join(30)
+    assert time.monotonic() - t0 < timeout, "the search ended after its --timeout"
+    study = optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path}/s.db")
+    first, late = [t for t in study.trials if t.state != optuna.trial.TrialState.WAITING]
+    assert first.state.name == "COMPLETE" and first.user_attrs["seconds"] >= 8
+    assert late.state.name == "PRUNED" and late.user_attrs["rejected_by"] == ["time"]
+    assert late.user_attrs["rejected"].startswith("over the time budget (about ")
+    assert not late.intermediate_values and not (tmp_path / "w" / f"trial_{late.number}.pt").exists()
+    assert search.trained_count(study) == 1
+
+
+def test_expected_seconds_follow_the_nearest_runs_in_macs():
+    from types import SimpleNamespace as T
+    done = optuna.trial.TrialState.COMPLETE
+
+    def t(macs, seconds, state=done):
+        return T(state=state, user_attrs={"macs": macs, "seconds": seconds})
+
+    trials = [t(100_000, 4.0), t(200_000, 6.0), t(400_000, 9.0), t(3_000_000, 60.0),
+              t(5_000_000, 1.0, optuna.trial.TrialState.PRUNED)]
+    assert search.expected_seconds([], 100_000) is None
+    assert search.expected_seconds(trials[-1:], 100_000) is None, "a pruned run's time is no full run's"
+    m = search.TIME_MARGIN
+    # the median of the three nearest in MACs, each scaled up to this candidate's MACs, never down
+    assert search.expected_seconds(trials, 150_000) == pytest.approx(m * 6.0)  # of 6, 6, 9
+    assert search.expected_seconds(trials, 6_000_000) == pytest.approx(m * 135.0)  # of 120, 135, 180
+    assert search.expected_seconds(trials, 50_000, neighbours=1) == pytest.approx(m * 4.0)
 
 
 @pytest.mark.parametrize("budget, names", [(8_761, ""), (8_762, "A"), (9_798, "AD"), (12_400, "ACD"),
