@@ -103,8 +103,9 @@ def build_parser() -> Parser:
     s.add_argument("--max-ram", type=size_int, help="max peak activation memory of one int8 inference in bytes, "
                                                    "e.g. 20k (README: peak RAM; default: no limit)")
     s.add_argument("--epochs", type=int, default=1, help="training epochs per candidate (default 1)")
-    s.add_argument("--trials", type=int, default=30,
-                   help="stop when the study holds this many trained trials (complete or pruned; default 30)")
+    s.add_argument("--trials", type=int,
+                   help="stop when the study holds this many trained trials (complete or pruned; default 30, "
+                        "or as many as --timeout allows where only it is given)")
     s.add_argument("--timeout", type=float,
                    help="finish the search (data loading, trials, re-runs) within this many seconds: a candidate "
                         "expected to end later is not started")
@@ -266,9 +267,16 @@ def load_existing_study(args: argparse.Namespace):
 
 
 # --- commands ---------------------------------------------------------------------------------
+DEFAULT_TRIALS = 30  # search --trials when neither it nor --timeout is given (and with --create-only)
+
+
 def cmd_search(args: argparse.Namespace) -> int:
+    # like Optuna's optimize(timeout=...) without n_trials: a time-bounded search runs
+    # trials until its time is up, not until a default count it never asked for
+    trials = args.trials if args.trials is not None else (
+        None if args.timeout is not None and not args.create_only else DEFAULT_TRIALS)
     cfg = SearchConfig(budget=args.budget, max_macs=args.max_macs, max_ram=args.max_ram, epochs=args.epochs,
-                       trials=args.trials, timeout=args.timeout, study=args.study, storage=args.storage, artifacts=args.artifacts, seed=args.seed,
+                       trials=trials, timeout=args.timeout, study=args.study, storage=args.storage, artifacts=args.artifacts, seed=args.seed,
                        pruner=args.pruner, sampler=args.sampler, workers=args.workers, device=args.device,
                        confirm_top=args.confirm_top, reruns=args.reruns,
                        eval_points=args.eval_points, warm_start=args.warm_start, threads=args.threads,

@@ -437,6 +437,11 @@ def enqueue_presets(study: optuna.Study, budget: int, data: Data | None = None) 
 
 # --- running ----------------------------------------------------------------------------------
 TIME_MARGIN = 1.15  # a candidate starts only if 1.15x its expected time is left
+# With --timeout, the time kept back for re-runs is at most this share of it: long
+# (multi-epoch) trials would otherwise spend most of the time re-running the first few
+# candidates (an 8k, 15-epoch search: 3 x 2 re-runs of ~6 min each are 41 of its 60
+# minutes). Re-runs that do not fit are not started (first re-runs go first).
+RERUN_SHARE = 1 / 3
 
 
 def expected_seconds(trials: list, n_macs: int, neighbours: int = 3) -> float | None:
@@ -475,19 +480,30 @@ def top_candidates(trials: list, k: int) -> list:
 def missing_reruns(trials: list, k: int, reruns: int) -> list[tuple]:
     """(trial, run) pairs still to do so that each of the k best candidates has ``reruns``
     re-runs: done, running or queued ones count; failed ones, and ones not started for
-    lack of time, do not (they run again, given time)."""
+    lack of time, do not (they run again, given time). In the order they run: every
+    candidate's first re-run (best candidate first), then every second one..., so a
+    search short of time gives each candidate a second measurement before a third."""
     have: dict[int, int] = {}
     for t in trials:
         of = t.user_attrs.get(RERUN_ATTR)
         if of is not None and t.state != optuna.trial.TrialState.FAIL and not t.user_attrs.get("rejected"):
             have[of] = have.get(of, 0) + 1
-    return [(t, run) for t in top_candidates(trials, k) for run in range(have.get(t.number, 0) + 1, reruns + 1)]
+    todo = [(t, run) for t in top_candidates(trials, k) for run in range(have.get(t.number, 0) + 1, reruns + 1)]
+    return sorted(todo, key=lambda pair: pair[1])  # stable: by run, then by rank
 
 
 def rerun_seconds(trials: list, k: int, reruns: int) -> float:
     """Estimated seconds the re-runs still to do will take (each as long as its original,
     with the margin a re-run needs to be started: TIME_MARGIN)."""
     return TIME_MARGIN * sum(t.user_attrs.get("seconds") or 0.0 for t, _ in missing_reruns(trials, k, reruns))
+
+
+def rerun_reserve(trials: list, cfg: SearchConfig, k: int) -> float:
+    """Seconds a search with --timeout keeps back for re-running its k best candidates:
+    their estimated time (rerun_seconds), RERUN_SHARE of the timeout at most."""
+    if cfg.timeout is None or not k or not cfg.reruns:
+        return 0.0
+    return min(rerun_seconds(trials, k, cfg.reruns), RERUN_SHARE * cfg.timeout)
 
 
 def enqueue_reruns(study: optuna.Study, k: int, reruns: int) -> int:
@@ -561,18 +577,16 @@ def optimize(study: optuna.Study, objective: Objective, cfg: SearchConfig,
 
     ``cfg.timeout`` counts from ``started`` (time.monotonic(); default: now), and the
     whole search fits in it: the re-runs are kept time for (estimated from the
-    candidates' own times), and a candidate expected to end after the deadline is not
-    started (see expected_seconds) but stored as rejected for time, which ends that phase."""
+    candidates' own times; RERUN_SHARE of the timeout at most), and a candidate or re-run
+    expected to end after the deadline is not started (see expected_seconds) but stored
+    as rejected for time, which ends that phase."""
     target = cfg.trials
     publish = DashboardPublisher()
     k = cfg.confirm if confirm else 0
     end = None if cfg.timeout is None else (time.monotonic() if started is None else started) + cfg.timeout
 
     def reserve(study: optuna.Study) -> float:
-        """Seconds kept back for re-running the best candidates (with --timeout)."""
-        if end is None or not k or not cfg.reruns:
-            return 0.0
-        return rerun_seconds(study.get_trials(deepcopy=False), k, cfg.reruns)
+        return rerun_reserve(study.get_trials(deepcopy=False), cfg, k)
 
     def finished(study: optuna.Study) -> bool:
         if target is None:

@@ -83,13 +83,14 @@ fi
 if [[ $STEPS == *" explore "* ]]; then
 # Issue 14's gap at small budgets: is it search time or what one epoch allows? The same
 # 1-epoch search at ${GPU_EXPLORE_BUDGET:-5000} params, bounded by time, on a machine
-# where a trial takes seconds (several times the CPU's trials in the time), then its
+# where a trial takes seconds (several times the CPU's trials in the time; no --trials
+# cap unless GPU_EXPLORE_TRIALS is set), then its
 # winner trained with 3 fresh seeds like scripts/results.py's race rows.
 B=${GPU_EXPLORE_BUDGET:-5000}; SECS=${GPU_EXPLORE_SECONDS:-420}
 [ "$DEVICE" = cuda ] || { SECS=60; }
 EX=(--study explore$B --storage "sqlite:///$OUT_DIR/explore.db")
 step "explore on $DEVICE: budget $B, 1 epoch, --timeout $SECS (re-runs of the best 3 inside it)"
-timed bn search --budget $B --epochs 1 --timeout $SECS --device $DEVICE --no-progress --data-dir "$DATA" \
+timed bn search --budget $B --epochs 1 --timeout $SECS --trials ${GPU_EXPLORE_TRIALS:-100000} --device $DEVICE --no-progress --data-dir "$DATA" \
   "${LIMIT[@]}" "${EX[@]}" --artifacts "$OUT_DIR/explore-weights" | tail -14
 bn leaderboard "${EX[@]}" --top 8
 timed bn export "${EX[@]}" --artifacts "$OUT_DIR/explore-weights" --data-dir "$DATA" --out "$OUT_DIR/explore-winner" \

@@ -11,7 +11,9 @@ import pytest
 
 from budgetnas import leaderboard as lb
 from budgetnas.cli import main
-from budgetnas.search import RERUN_ATTR, TIME_MARGIN, make_pruner, missing_reruns, rerun_seconds, rerun_seed, trained_count
+from budgetnas.config import SearchConfig
+from budgetnas.search import (RERUN_ATTR, RERUN_SHARE, TIME_MARGIN, make_pruner, missing_reruns, rerun_reserve,
+                              rerun_seconds, rerun_seed, trained_count)
 
 COMPLETE, FAIL, WAITING = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL,
                            optuna.trial.TrialState.WAITING)
@@ -72,6 +74,18 @@ def test_missing_reruns_count_queued_and_running_ones_but_redo_failed_ones():
     assert [(t.number, run) for t, run in missing_reruns([*trials[:3], rerun(3, 0, None, rejected="over the time "
                                                           "budget")], 1, 1)] == [(0, 1)]
     assert missing_reruns(trials, 3, 0) == [] and rerun_seconds(trials, 0, 2) == 0
+
+
+def test_first_reruns_go_first_and_a_timeout_keeps_a_third_for_them_at_most():
+    """Short of time, every candidate gets a second measurement before any gets a third;
+    with --timeout the time kept for re-runs is capped (multi-epoch re-runs are long)."""
+    trials = [trial(0, 0.99, 9000), trial(1, 0.98, 9000), trial(2, 0.97, 9000)]
+    assert [(t.number, run) for t, run in missing_reruns(trials, 2, 2)] == [(0, 1), (1, 1), (0, 2), (1, 2)]
+    full = TIME_MARGIN * 2 * (10.0 + 11.0)
+    assert rerun_reserve(trials, SearchConfig(budget=9000, timeout=1000), 2) == pytest.approx(full)
+    assert rerun_reserve(trials, SearchConfig(budget=9000, timeout=90), 2) == pytest.approx(RERUN_SHARE * 90)
+    assert rerun_reserve(trials, SearchConfig(budget=9000), 2) == 0, "no timeout: nothing to keep back"
+    assert rerun_reserve(trials, SearchConfig(budget=9000, timeout=1000, reruns=0), 2) == 0
 
 
 def test_pruner_auto_is_median_for_one_epoch_and_hyperband_across_epochs():

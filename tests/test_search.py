@@ -299,6 +299,19 @@ def test_timeout_does_not_start_a_candidate_that_would_end_after_it(mnist_dir, t
     assert search.trained_count(study) == 1
 
 
+def test_timeout_alone_bounds_the_search_by_time_not_by_the_default_count(tmp_path, monkeypatch):
+    """search --timeout S without --trials runs until the time is up (no hidden cap of
+    30 trials); --trials alone, or both, keep the count; --create-only stores 30."""
+    from budgetnas import runner
+    seen = []
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(runner, "run_search", lambda cfg, url, progress=True: seen.append(cfg.trials) or 0)
+    base = ["search", "--budget", "3000", "--storage", f"sqlite:///{tmp_path}/s.db"]
+    for extra in (["--timeout", "60"], [], ["--timeout", "60", "--trials", "5"]):
+        assert main([*base, *extra]) == 0
+    assert seen == [None, 30, 5]
+
+
 def test_expected_seconds_follow_the_nearest_runs_in_macs():
     from types import SimpleNamespace as T
     done = optuna.trial.TrialState.COMPLETE
