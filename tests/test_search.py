@@ -233,11 +233,11 @@ def test_hyperband_prunes_at_its_rungs(tmp_path, tiny):
 def test_timeout_stops_starting_trials(mnist_dir, tmp_path, monkeypatch):
     """--timeout: once it has passed, no trial starts; the one running then finishes.
     The first trained trial is held (search.TrialHold) until the timeout is surely over.
-    The timeout counts from the start of the run, data loading included: 12 s leave time
+    The timeout counts from the start of the run, data loading included: 8 s leave time
     for that on a loaded machine."""
     from procs import held, release
 
-    hold, timeout, late, done = tmp_path / "hold", 12.0, [], threading.Event()
+    hold, timeout, late, done = tmp_path / "hold", 8.0, [], threading.Event()
     monkeypatch.setenv("BUDGETNAS_TEST_HOLD", str(hold))
     t0 = time.monotonic()
 
