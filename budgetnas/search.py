@@ -322,21 +322,11 @@ class Objective:
         over = over_budgets(spec, cfg.budget, cfg.max_macs, cfg.max_ram)
         if over:  # rejected before any model exists (few storage writes: ~ms)
             what = "; ".join(f"{v} {UNITS[k]} > {k} budget {limit}" for k, (v, limit) in over.items())
-            trial.set_user_attr("spec", spec.to_dict())
-            trial.set_user_attr("rejected", what)
-            trial.set_user_attr("rejected_by", list(over))  # which budgets: params, macs, ram
-            self.on_event(TrialEvent(trial.number, "rejected", params, cfg.budget, seconds=time.perf_counter() - t0,
-                                     reason=rejection_reason(over)))
-            raise optuna.TrialPruned(f"over budget: {what}")
+            self._reject(trial, spec, params, t0, what, list(over), rejection_reason(over), f"over budget: {what}")
         late = self._too_late(trial, n_macs)
         if late:  # it would end after --timeout: not started, and no later trial is
-            trial.set_user_attr("spec", spec.to_dict())
-            trial.set_user_attr("rejected", late)
-            trial.set_user_attr("rejected_by", ["time"])
             trial.study.stop()
-            self.on_event(TrialEvent(trial.number, "rejected", params, cfg.budget, seconds=time.perf_counter() - t0,
-                                     reason=late))
-            raise optuna.TrialPruned(late)
+            self._reject(trial, spec, params, t0, late, ["time"], late, late)
         if preset:  # an enqueued seed model (--warm-start presets): fixed spec and recipe
             recipe = Recipe.from_dict({**trial.user_attrs["preset_recipe"], "epochs": cfg.epochs})
         else:
@@ -386,6 +376,16 @@ class Objective:
         self.on_event(TrialEvent(trial.number, "complete", params, cfg.budget, result.val_acc, result.test_acc,
                                  result.seconds, rerun_of=rerun_of))
         return result.val_acc
+
+    def _reject(self, trial: optuna.Trial, spec: ArchSpec, params: int, t0: float, what: str, by: list[str],
+                reason: str, message: str) -> None:
+        """End a trial as rejected, unbuilt: ``by`` names the budgets it is over (params,
+        macs, ram) or ``time``; the stored ``rejected`` says ``what``."""
+        for key, value in (("spec", spec.to_dict()), ("rejected", what), ("rejected_by", by)):
+            trial.set_user_attr(key, value)
+        self.on_event(TrialEvent(trial.number, "rejected", params, self.cfg.budget,
+                                 seconds=time.perf_counter() - t0, reason=reason))
+        raise optuna.TrialPruned(message)
 
     def _too_late(self, trial: optuna.Trial, n_macs: int) -> str:
         """Why this candidate must not start (it would end after the search's deadline,
