@@ -153,7 +153,7 @@ def create_or_load_study(cfg: SearchConfig, storage: optuna.storages.BaseStorage
         study.set_user_attr("settings", wanted)
         study.set_metric_names(["val_acc"])
         for params in default_trials(cfg.budget, data_space(data) if data is not None else None, cfg.max_macs,
-                                     cfg.max_ram):
+                                     cfg.max_ram, cfg.epochs):
             study.enqueue_trial(dict(params), user_attrs={"default_trial": True})
     else:
         check_pinned(cfg.study, stored, wanted)

@@ -134,13 +134,16 @@ def test_a_search_reruns_its_best_candidates_and_ranks_them_by_the_mean(tmp_path
 def test_a_multi_epoch_search_stops_most_candidates_at_an_epoch_rung(tmp_path, mnist_dir):
     """--epochs 3 with the default pruner: Hyperband's rungs sit at whole epochs (here
     with 2 reports per epoch: report 2 = epoch 1), so candidates are stopped after their
-    first epoch and the best ones train all three."""
+    first epoch and the best ones train all three. 600 training images: even a batch of
+    256 makes 2 steps an epoch, so every candidate reports twice per epoch."""
     url = f"sqlite:///{tmp_path}/s.db"
     assert main(["search", "--budget", "3000", "--epochs", "3", "--eval-points", "2", "--trials", "12",
-                 "--train-limit", "300", "--val-size", "500", "--data-dir", str(mnist_dir), "--storage", url,
+                 "--train-limit", "600", "--val-size", "500", "--data-dir", str(mnist_dir), "--storage", url,
                  "--study", "mf", "--no-progress", "--sampler", "random", "--threads", "1"]) == 0
     study = optuna.load_study(study_name="mf", storage=url)
     assert study.user_attrs["settings"]["pruner"] == "auto"
+    first = study.trials[0].user_attrs  # a multi-epoch study starts from the augmented default
+    assert first["default_trial"] and (first["recipe"]["rotate"], first["recipe"]["translate"]) == (7.0, 0.05)
     trained = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED") and not t.user_attrs.get("rejected")]
     pruned = [t for t in trained if t.user_attrs.get("pruned_at") is not None]
     assert pruned, "Hyperband stopped no candidate"

@@ -91,7 +91,8 @@ def test_a_new_study_starts_from_the_default_candidates(searched):
     """The defaults that fit come first at a small budget: the two-conv one cannot fit
     1,500 params, so it is not queued at all (not even to be rejected); the small-net
     one (separable convs) and the plain SGD one are trained."""
-    from budgetnas.space import DEFAULT_TRIAL, PLAIN_SGD_TRIAL, SMALL_DEFAULT_TRIAL, default_trials
+    from budgetnas.space import (DEFAULT_TRIAL, MULTI_EPOCH_TRIAL, PLAIN_SGD_TRIAL, SMALL_DEFAULT_TRIAL,
+                                 default_trials)
 
     _, study, _ = searched
     first, second = study.trials[:2]
@@ -106,6 +107,9 @@ def test_a_new_study_starts_from_the_default_candidates(searched):
     assert default_trials(25_000) == [DEFAULT_TRIAL, PLAIN_SGD_TRIAL]
     assert default_trials(5_000) == [DEFAULT_TRIAL, SMALL_DEFAULT_TRIAL, PLAIN_SGD_TRIAL]
     assert default_trials(1_500) == [SMALL_DEFAULT_TRIAL, PLAIN_SGD_TRIAL]
+    # more than one epoch: the augmented two-conv default goes first (where it fits)
+    assert default_trials(25_000, epochs=15) == [MULTI_EPOCH_TRIAL, DEFAULT_TRIAL, PLAIN_SGD_TRIAL]
+    assert default_trials(1_500, epochs=15) == [SMALL_DEFAULT_TRIAL, PLAIN_SGD_TRIAL]
 
 
 def test_leaderboard_is_readable_from_the_storage(searched, capsys):
