@@ -324,8 +324,11 @@ class Objective:
             what = "; ".join(f"{v} {UNITS[k]} > {k} budget {limit}" for k, (v, limit) in over.items())
             self._reject(trial, spec, params, t0, what, list(over), rejection_reason(over), f"over budget: {what}")
         late = self._too_late(trial, n_macs)
-        if late:  # it would end after --timeout: not started, and no later trial is
-            trial.study.stop()
+        if late:  # it would end after --timeout: not started, and no later candidate is (the
+            # sampler might spin on ones that do not fit); a re-run that does not fit leaves
+            # the queued re-runs their chance, as a shorter one may still fit
+            if trial.user_attrs.get(RERUN_ATTR) is None:
+                trial.study.stop()
             self._reject(trial, spec, params, t0, late, ["time"], late, late)
         if preset:  # an enqueued seed model (--warm-start presets): fixed spec and recipe
             recipe = Recipe.from_dict({**trial.user_attrs["preset_recipe"], "epochs": cfg.epochs})
@@ -579,7 +582,8 @@ def optimize(study: optuna.Study, objective: Objective, cfg: SearchConfig,
     whole search fits in it: the re-runs are kept time for (estimated from the
     candidates' own times; RERUN_SHARE of the timeout at most), and a candidate or re-run
     expected to end after the deadline is not started (see expected_seconds) but stored
-    as rejected for time, which ends that phase."""
+    as rejected for time: that ends the search for new candidates; in the re-runs it only
+    skips that re-run (each is queued, so the others are still tried)."""
     target = cfg.trials
     publish = DashboardPublisher()
     k = cfg.confirm if confirm else 0

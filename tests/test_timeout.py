@@ -117,3 +117,29 @@ def test_expected_seconds_follow_the_nearest_runs_in_macs():
     assert search.expected_seconds(trials, 150_000) == pytest.approx(m * 6.0)  # of 6, 6, 9
     assert search.expected_seconds(trials, 6_000_000) == pytest.approx(m * 135.0)  # of 120, 135, 180
     assert search.expected_seconds(trials, 50_000, neighbours=1) == pytest.approx(m * 4.0)
+
+
+def test_a_rerun_that_does_not_fit_leaves_the_others_their_time(mnist_dir, tmp_path):
+    """In the re-run phase a re-run expected to end after --timeout is not started, and
+    the queued re-runs after it still are where they fit (the 8k/15-epoch race left 588 s
+    unused when the first re-run that did not fit ended the phase). The study is a copy
+    of a 3-trial search in which rank 1 is said to have taken 10,000 s."""
+    url = f"sqlite:///{tmp_path}/s.db"
+    assert run(["--budget", "3000", "--trials", "3", "--reruns", "0"], mnist_dir, tmp_path, study="src") == 0
+    src = optuna.load_study(study_name="src", storage=url)
+    best = search.top_candidates(src.trials, 1)[0]
+    copy = optuna.create_study(study_name="t", storage=url, direction="maximize")
+    for key, value in src.user_attrs.items():
+        copy.set_user_attr(key, value)
+    for t in src.trials:
+        copy.add_trial(optuna.trial.create_trial(
+            state=t.state, value=t.value, params=t.params, distributions=t.distributions,
+            intermediate_values=t.intermediate_values, system_attrs=t.system_attrs,
+            user_attrs={**t.user_attrs, **({"seconds": 10_000.0} if t.number == best.number else {})}))
+    assert run(["--budget", "3000", "--trials", "3", "--timeout", "120", "--confirm-top", "2", "--reruns", "1"],
+               mnist_dir, tmp_path) == 0
+    reruns = [t for t in optuna.load_study(study_name="t", storage=url).trials if search.RERUN_ATTR in t.user_attrs]
+    assert [t.user_attrs[search.RERUN_ATTR] for t in reruns][0] == best.number
+    assert reruns[0].user_attrs["rejected_by"] == ["time"] and "weights" not in reruns[0].user_attrs
+    second = [t for t in reruns if t.user_attrs[search.RERUN_ATTR] != best.number]
+    assert len(second) == 1 and second[0].state.name == "COMPLETE", "the re-run that fits ran"
