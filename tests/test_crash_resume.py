@@ -36,7 +36,7 @@ def _no_process_left():
 EPOCHS = 2  # a trial held at report 1 (of up to 8) always has more to train
 HEARTBEAT = {"BUDGETNAS_HEARTBEAT": "1"}  # 1 s heartbeats, stale after a 3 s grace period
 BUDGET = 3000
-DEFAULTS = len(default_trials(BUDGET))  # queued by a new study before anything is sampled; all fit
+DEFAULTS = len(default_trials(BUDGET, epochs=int(EPOCHS)))  # queued by a new study before anything is sampled; all fit
 
 
 def search_cmd(tmp_path, mnist_dir, study: str, *extra, storage: str | None = None,
