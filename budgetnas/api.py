@@ -1,7 +1,7 @@
 """The Python API for notebooks: ``budgetnas.search(x_train, y_train, ...)`` runs the
 same search as ``budgetnas search --dataset FILE.npz`` (the arrays are saved as an .npz
-beside the study, so the CLI commands then work on the same study), and the export of a
-study's trial that ``budgetnas export`` also uses."""
+beside the study, so the CLI commands then work on the same study) through the engine,
+and returns the leaderboard, the winner and its export."""
 from __future__ import annotations
 
 import hashlib
@@ -11,66 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import JOURNAL_PREFIX, ConfigError, DataConfig, SearchConfig, default_storage_url
-
-
-def runs_record(trials, number: int) -> dict | None:
-    """The re-runs of a candidate (new seeds) as the manifest records them; None if never re-run."""
-    from . import leaderboard as lb
-    entry = next((e for e in lb.build(trials) if e.trial == number), None)
-    if entry is None or entry.n_runs < 2:
-        return None
-    return {"n": entry.n_runs, "val_mean": entry.val_mean, "val_std": entry.val_std, "test_mean": entry.test_mean,
-            "test_std": entry.test_std, "runs": [list(r) for r in entry.runs],
-            "rerun_trials": sorted(t.number for t in trials if t.user_attrs.get("rerun_of") == number)}
-
-
-def int8_inputs(data) -> tuple:
-    """(calibration sample, test images, test labels) for the int8 export, on the CPU."""
-    from .quantize import calibration_sample
-    return calibration_sample(data.train_x), data.test_x.cpu(), data.test_y.cpu()
-
-
-def export_trial(study, url: str, out: str | Path | None, trial: int | None = None, rank: int | None = None,
-                 sort: str = "accuracy", artifacts: str | None = None,
-                 data_dir: str | None = None) -> tuple[Any, Path, dict]:
-    """Export a trained trial of ``study`` (stored at ``url``) into ``out`` (default
-    exports/STUDY-trialN): the trial chosen, the folder and the manifest. The study's
-    data (``data_dir`` where its files are elsewhere) calibrates and measures the int8
-    model; where it cannot be loaded, model.int8.onnx is skipped and the rest written."""
-    from .export import data_record, export_bundle, load_state, prepare_out, resolve_weights, select_trial
-    from .space import ArchSpec
-    from .storage import artifacts_dir, redact
-    name = study.study_name
-    chosen = select_trial(study.get_trials(deepcopy=False), name, trial, rank, sort)
-    folders = ([Path(artifacts)] if artifacts else []) + [artifacts_dir(SearchConfig(study=name), url)]
-    a = chosen.user_attrs
-    weights = resolve_weights(a.get("weights"), folders, chosen.number)
-    state = load_state(weights)
-    out = prepare_out(out if out is not None else Path("exports") / f"{name}-trial{chosen.number}")
-    spec = ArchSpec.from_dict(a["spec"])
-    settings = study.user_attrs.get("settings") or {}
-    meta = {
-        "source": "search", "study": name, "storage": redact(url), "trial": chosen.number,
-        "preset": a.get("preset"), "val_acc": a.get("val_acc"), "test_acc": a.get("test_acc"),
-        "budget": a.get("budget"), "max_macs": a.get("max_macs"), "max_ram": a.get("max_ram"),
-        "seconds": a.get("seconds"), "history": a.get("history"),
-        "seeds": {"trial": a.get("seed"), "sampler": settings.get("seed"), "split": settings.get("split_seed")},
-        "recipe": a.get("recipe"), "runs": runs_record(study.get_trials(deepcopy=False), chosen.number),
-        "data": data_record(settings.get("dataset", "mnist"), settings, val_size=settings.get("val_size"),
-                            split_seed=settings.get("split_seed"), train_limit=settings.get("train_limit"),
-                            train_fraction=settings.get("train_fraction")),
-        "trained_on": {"device": a.get("device"), "torch": a.get("torch")},
-        "weights_from": str(weights),
-    }
-    title = f"Trial {chosen.number} of budgetnas study {name!r}"
-    from .data import load_data
-    from .search import config_from_study
-    try:
-        int8_data = int8_inputs(load_data(config_from_study(study, data_dir=data_dir).data))
-    except ConfigError as e:  # no data here: the other files are still worth writing
-        int8_data = f"the {settings.get('dataset', 'mnist')} images could not be loaded ({e}): pass --data-dir"
-    return chosen, out, export_bundle(out, spec, state, meta, title, int8_data=int8_data)
+from .config import ConfigError, DataConfig, SearchConfig, default_storage_url, storage_file
 
 
 @dataclass
@@ -92,10 +33,10 @@ class SearchResult:
 
     def export(self, path: str | Path, trial: int | None = None) -> dict:
         """Export the winner (or ``trial``) as a bundle into ``path``; returns its manifest."""
-        from .storage import open_storage
-        import optuna
-        study = optuna.load_study(study_name=self.study, storage=open_storage(self.storage, create=False))
-        return export_trial(study, self.storage, path, trial=trial)[2]
+        from .export.trial import export_trial
+        from .study.create import load_existing
+        study, url = load_existing(self.study, self.storage)
+        return export_trial(study, url, path, trial=trial)[2]
 
 
 def _save_arrays(folder: Path, study: str, arrays: dict[str, np.ndarray]) -> Path:
@@ -124,12 +65,11 @@ def search(x_train, y_train, *, budget: int = 25_000, epochs: int = 1, trials: i
     Without ``x_test`` a seeded, stratified 20% of each class is held out as the test set.
     ``settings``: further SearchConfig fields (pruner, sampler, confirm_top, eval_points...).
     Rerunning with the same arguments resumes the study."""
-    from . import leaderboard as lb
-    from .runner import run_search
-    from .storage import open_storage
+    from .results import leaderboard as lb
+    from .run import engine
+    from .run.terminal import TerminalView
     url = storage or default_storage_url(study)
-    folder = Path(url[len("sqlite:///"):]).parent if url.startswith("sqlite:///") else \
-        Path(url[len(JOURNAL_PREFIX):]).parent if url.startswith(JOURNAL_PREFIX) else Path("studies")
+    folder = storage_file(url).parent if storage_file(url) else Path("studies")
     arrays = {"x_train": np.asarray(x_train), "y_train": np.asarray(y_train)}
     if (x_test is None) != (y_test is None):
         raise ConfigError("give x_test and y_test together, or neither (a test split is then held out)")
@@ -140,9 +80,10 @@ def search(x_train, y_train, *, budget: int = 25_000, epochs: int = 1, trials: i
     path = _save_arrays(folder, study, arrays)
     cfg = SearchConfig(budget=budget, epochs=epochs, trials=trials, timeout=timeout, study=study, storage=url,
                        seed=seed, device=device, data=DataConfig(dataset=str(path), val_size=val_size), **settings)
-    rc = run_search(cfg, url, progress=False, quiet=not verbose)
-    if rc == 130:
+    outcome = engine.run_search(cfg, url, TerminalView(cfg, bars=False) if verbose else None)
+    if verbose:
+        for line in engine.end_lines(outcome.study, outcome.seconds, outcome.interrupted):
+            print(line)
+    if outcome.interrupted:
         raise KeyboardInterrupt
-    import optuna
-    loaded = optuna.load_study(study_name=study, storage=open_storage(url, create=False))
-    return SearchResult(study, url, str(path), lb.build(loaded.get_trials(deepcopy=False)))
+    return SearchResult(study, url, str(path), lb.build(outcome.study.get_trials(deepcopy=False)))

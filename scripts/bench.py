@@ -91,9 +91,10 @@ def arm_reference(preset_name: str, train_limit: int | None, seed: int, threads:
     from torch.utils.data import DataLoader, Dataset
 
     from budgetnas.config import DataConfig
-    from budgetnas.data import REGISTRY, load_data
-    from budgetnas.model import build_model, literal_order
-    from budgetnas.presets import get_preset
+    from budgetnas.data.load import load_data
+    from budgetnas.data.sources.idx import REGISTRY
+    from budgetnas.arch.build import build_model, literal_order
+    from budgetnas.space.presets import get_preset
 
     preset = get_preset(preset_name)
     recipe = preset.recipe
@@ -165,11 +166,11 @@ def arm_budgetnas(preset_name: str, train_limit: int | None, seed: int) -> dict:
     import torch
 
     from budgetnas.config import DataConfig
-    from budgetnas.data import load_data
-    from budgetnas.model import build_model
-    from budgetnas.presets import get_preset
-    from budgetnas.runtime import preload, set_threads, tune_malloc
-    from budgetnas.train import INTERMEDIATE_VAL, eval_steps, train
+    from budgetnas.data.load import load_data
+    from budgetnas.arch.build import build_model
+    from budgetnas.space.presets import get_preset
+    from budgetnas.run.runtime import preload, set_threads, tune_malloc
+    from budgetnas.train.loop import INTERMEDIATE_VAL, eval_steps, train
 
     tune_malloc()
     threads = set_threads(None, 1)
@@ -223,8 +224,8 @@ def matmul_peak(threads: int, n: int = 2048, reps: int = 20) -> float:
 def train_mode(args: argparse.Namespace) -> None:
     import torch
 
-    from budgetnas.presets import get_preset
-    from budgetnas.space import macs, param_count
+    from budgetnas.space.presets import get_preset
+    from budgetnas.arch import macs, param_count
 
     preset = get_preset(args.preset)
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor()) \
@@ -271,11 +272,11 @@ def parts_mode(args: argparse.Namespace) -> None:
     from torch import nn
 
     from budgetnas.config import DataConfig
-    from budgetnas.data import load_data
-    from budgetnas.model import build_model
-    from budgetnas.presets import get_preset
-    from budgetnas.runtime import preload, set_threads, tune_malloc
-    from budgetnas.train import train
+    from budgetnas.data.load import load_data
+    from budgetnas.arch.build import build_model
+    from budgetnas.space.presets import get_preset
+    from budgetnas.run.runtime import preload, set_threads, tune_malloc
+    from budgetnas.train.loop import train
 
     class Subsample(nn.Module):  # a max pool's output shape without its work
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -329,9 +330,9 @@ def _prefill(workdir: Path, study: str, args: argparse.Namespace, storage: str) 
     import optuna
 
     from budgetnas.config import DataConfig, SearchConfig
-    from budgetnas.presets import get_preset
-    from budgetnas.search import create_or_load_study
-    from budgetnas.storage import open_storage
+    from budgetnas.space.presets import get_preset
+    from budgetnas.study.create import create_or_load_study
+    from budgetnas.study.storage import open_storage
 
     import warnings
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -374,8 +375,8 @@ def _run_cli(workdir: Path, study: str, storage: str, workers: int, threads: int
 def search_mode(args: argparse.Namespace) -> None:
     import optuna
 
-    from budgetnas.search import trained_count
-    from budgetnas.storage import open_storage
+    from budgetnas.study.schedule import trained_count
+    from budgetnas.study.storage import open_storage
 
     cores = os.cpu_count() or 1
     one, two = (1, cores), (2, max(1, cores // 2))

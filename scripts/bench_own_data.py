@@ -15,7 +15,7 @@ import time
 CODE = """
 import time, sys
 t0 = time.perf_counter()
-from budgetnas.sources import load_arrays
+from budgetnas.data.load import load_arrays
 from pathlib import Path
 a = load_arrays(sys.argv[1], cache=Path(sys.argv[2]))
 print(f"{time.perf_counter() - t0:.2f} {a.cached} {len(a.x_train) + (len(a.x_test) if a.x_test is not None else 0)} "

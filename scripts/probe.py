@@ -48,11 +48,11 @@ def main() -> int:
     a = ap.parse_args()
     import optuna
     import torch
-    from budgetnas import space as sp
+    from budgetnas import arch, space as sp
     from budgetnas.config import DataConfig
-    from budgetnas.data import load_data
-    from budgetnas.model import build_model
-    from budgetnas.train import train
+    from budgetnas.data.load import load_data
+    from budgetnas.arch.build import build_model
+    from budgetnas.train.loop import train
 
     torch.set_num_threads(a.threads)
     k, n = map(int, a.jobs.split("/"))
@@ -69,7 +69,7 @@ def main() -> int:
         t0 = time.perf_counter()
         r = train(build_model(spec), data, recipe, device=a.device, seed=seed)
         row = {"variant": variant, "seed": seed, "epochs": a.epochs, "budget": a.budget,
-               "params": sp.param_count(spec), "val_acc": r.val_acc, "test_acc": r.test_acc,
+               "params": arch.param_count(spec), "val_acc": r.val_acc, "test_acc": r.test_acc,
                "seconds": round(time.perf_counter() - t0, 1)}
         print(json.dumps(row), flush=True)
         if a.out:

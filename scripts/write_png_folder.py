@@ -17,7 +17,7 @@ from pathlib import Path
 from PIL import Image
 
 from budgetnas.config import DataConfig
-from budgetnas.data import FILES, REGISTRY, data_dir_for, ensure_files, parse_idx
+from budgetnas.data.sources.idx import FILES, REGISTRY, data_dir_for, ensure_files, parse_idx
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ def mnist_dir(tmp_path_factory) -> Path:
     name the .gz."""
     import gzip
 
-    from budgetnas.data import FILES, REGISTRY, ensure_files
+    from budgetnas.data.sources.idx import FILES, REGISTRY, ensure_files
     d = tmp_path_factory.mktemp("mnist")
     for stem, raw in ensure_files(REGISTRY["mnist"], d).items():
         if not (d / f"{stem}.gz").exists():
@@ -38,7 +38,7 @@ def mnist_dir(tmp_path_factory) -> Path:
 def small_data(mnist_dir):
     """2,000 real training images, 1,000 validation, the full 10,000 test set."""
     from budgetnas.config import DataConfig
-    from budgetnas.data import load_data
+    from budgetnas.data.load import load_data
     return load_data(DataConfig(data_dir=str(mnist_dir), val_size=1000, train_limit=2000))
 
 

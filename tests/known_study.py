@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import optuna
 
-from budgetnas.presets import PRESETS
-from budgetnas.space import macs, param_count, stage_spec
+from budgetnas.space.presets import PRESETS
+from budgetnas.arch import macs, param_count
+from budgetnas.space import stage_spec
 
 NAME = "known"
 BUDGET = 25_000

@@ -1,6 +1,6 @@
 """Helpers for tests that run the real CLI in separate processes (crash, resume, bad
 input, workers): the command line, an environment that imports this checkout, storage
-polling, holding a trial mid-training (search.TrialHold), file fingerprints and the
+polling, holding a trial mid-training (hold.TrialHold), file fingerprints and the
 check that a killed trial was retried."""
 from __future__ import annotations
 
@@ -74,14 +74,13 @@ def wait_for(condition: Callable[[], object], timeout: float, proc: subprocess.P
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-# --- a trial held mid-training (budgetnas.search.TrialHold) ---------------------------------
-def hold_env(folder: Path, at: int | str | None = None) -> dict[str, str]:
-    """Environment entries that make every trained trial of a process wait after
-    validation report ``at`` (default 1; "last": its last one) until the test releases it."""
-    env = {"BUDGETNAS_TEST_HOLD": str(folder)}
-    if at is not None:
-        env["BUDGETNAS_TEST_HOLD_AT"] = str(at)
-    return env
+# --- a trial held mid-training (hold.TrialHold) ---------------------------------------------
+def with_hold(cmd: list[str], folder: Path, at: int | str = 1) -> list[str]:
+    """A ``budgetnas(...)`` command line whose every trained trial waits after validation
+    report ``at`` (default 1; "last": its last one) until the test releases it
+    (tests/hold.py wires the hook into the CLI)."""
+    assert cmd[1:3] == ["-m", "budgetnas"], cmd
+    return [cmd[0], str(ROOT / "tests" / "hold.py"), str(folder), str(at), *cmd[3:]]
 
 
 def held(folder: Path, timeout: float = 300, proc: subprocess.Popen | None = None,
@@ -109,7 +108,7 @@ def load_study(url: str, name: str):
     """The study as stored (opened the way budgetnas opens it: same driver, no writes)."""
     import optuna
 
-    from budgetnas.storage import open_storage
+    from budgetnas.study.storage import open_storage
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     return optuna.load_study(study_name=name, storage=open_storage(url, create=False),
                              sampler=optuna.samplers.RandomSampler())
@@ -163,7 +162,7 @@ WITHOUT_ONNX = ("import sys; sys.modules['onnx'] = sys.modules['onnxruntime'] = 
 FORK_SERVER = r"""
 import atexit, gc, json, os, sys
 import torch, optuna
-import budgetnas.cli, budgetnas.data, budgetnas.sources, budgetnas.storage
+import budgetnas.cli, budgetnas.data.load, budgetnas.study.storage
 reply = os.fdopen(os.dup(1), "w")
 for line in sys.stdin:
     req = json.loads(line)

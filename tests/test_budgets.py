@@ -10,11 +10,12 @@ import pytest
 import torch
 from torch import nn
 
-from budgetnas.cli import main, size_int
-from budgetnas.model import build_model
-from budgetnas.presets import PRESETS
-from budgetnas.space import (ArchSpec, Space, activation_table, budget_use_summary, macs, param_count, peak_ram,
-                             sample_spec, smallest_ram)
+from budgetnas.cli import main
+from budgetnas.config import size_int
+from budgetnas.arch.build import build_model
+from budgetnas.space.presets import PRESETS
+from budgetnas.arch import ArchSpec, activation_table, macs, param_count, peak_ram
+from budgetnas.space import Space, budget_use_summary, sample_spec, smallest_ram
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -152,7 +153,7 @@ def test_leaderboard_formats_and_the_report_show_macs_and_peak_ram(searched, tmp
     assert main(["leaderboard", "--study", "m", "--storage", url, "--format", "csv"]) == 0
     row = next(r for r in csv.DictReader(io.StringIO(capsys.readouterr().out)) if r["trial"] == str(best.number))
     assert (int(row["macs"]), int(row["ram"])) == (a["macs"], a["ram"])
-    from budgetnas.leaderboard import count_cell
+    from budgetnas.results.formats import count_cell
     for fmt in ("table", "markdown"):
         assert main(["leaderboard", "--study", "m", "--storage", url, "--format", fmt]) == 0
         text = capsys.readouterr().out

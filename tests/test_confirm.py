@@ -9,11 +9,12 @@ from types import SimpleNamespace
 import optuna
 import pytest
 
-from budgetnas import leaderboard as lb
+from budgetnas.results import formats as fmt
+from budgetnas.results import leaderboard as lb
 from budgetnas.cli import main
 from budgetnas.config import SearchConfig
-from budgetnas.search import (RERUN_ATTR, RERUN_SHARE, TIME_MARGIN, make_pruner, missing_reruns, rerun_reserve,
-                              rerun_seconds, rerun_seed, trained_count)
+from budgetnas.study.create import make_pruner
+from budgetnas.study.schedule import RERUN_SHARE, TIME_MARGIN, missing_reruns, rerun_reserve, rerun_seconds, rerun_seed, trained_count
 
 COMPLETE, FAIL, WAITING = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL,
                            optuna.trial.TrialState.WAITING)
@@ -26,7 +27,7 @@ def trial(number, val, params, state=COMPLETE, **attrs):
 
 
 def rerun(number, of, val, **kw):
-    return trial(number, val, 0, **{RERUN_ATTR: of, **kw})
+    return trial(number, val, 0, **{"rerun_of": of, **kw})
 
 
 # trial 0: the best single run (a lucky seed: its re-runs fall back); trial 1: slightly
@@ -50,7 +51,7 @@ def test_rank_1_is_the_best_mean_over_runs_not_the_luckiest_run():
 def test_reruns_are_no_entries_of_their_own_and_show_as_such_with_all():
     everything = lb.build(TRIALS, include_all=True)
     assert [(e.trial, e.state) for e in everything[3:]] == [(n, "rerun") for n in (3, 4, 5, 6)]
-    doc = json.loads(lb.format_json(lb.build(TRIALS)))
+    doc = json.loads(fmt.format_json(lb.build(TRIALS)))
     first = doc["entries"][0]
     assert (first["trial"], first["n_runs"], first["runs"]) == (1, 3, [[0.986, 0.984], [0.987, 0.985], [0.985, 0.983]])
     assert first["val_mean"] == pytest.approx(0.986) and first["rerun_of"] is None
@@ -105,19 +106,19 @@ def test_a_search_reruns_its_best_candidates_and_ranks_them_by_the_mean(tmp_path
     out = capsys.readouterr().out
     assert "re-running the 2 best candidates 1 more time(s) each with new seeds before naming a winner (2 runs)" in out
     study = optuna.load_study(study_name="c", storage=url)
-    originals = [t for t in study.trials if RERUN_ATTR not in t.user_attrs]
-    reruns = [t for t in study.trials if RERUN_ATTR in t.user_attrs]
+    originals = [t for t in study.trials if "rerun_of" not in t.user_attrs]
+    reruns = [t for t in study.trials if "rerun_of" in t.user_attrs]
     top2 = sorted(originals, key=lambda t: (-t.user_attrs["val_acc"], t.user_attrs["params"], t.number))[:2]
-    assert sorted(t.user_attrs[RERUN_ATTR] for t in reruns) == sorted(t.number for t in top2)
+    assert sorted(t.user_attrs["rerun_of"] for t in reruns) == sorted(t.number for t in top2)
     for r in reruns:
-        of = study.trials[r.user_attrs[RERUN_ATTR]]
+        of = study.trials[r.user_attrs["rerun_of"]]
         assert r.state == COMPLETE and r.params == of.params and r.user_attrs["spec"] == of.user_attrs["spec"]
         assert r.user_attrs["seed"] == rerun_seed(of.user_attrs["seed"], 1) != of.user_attrs["seed"]
         assert "pruned_at" not in r.user_attrs
     assert trained_count(study) == 3, "re-runs do not count towards --trials"
     entries = lb.build(study.trials)
     means = {t.number: (t.user_attrs["val_acc"] + next(r.user_attrs["val_acc"] for r in reruns
-                                                        if r.user_attrs[RERUN_ATTR] == t.number)) / 2 for t in top2}
+                                                        if r.user_attrs["rerun_of"] == t.number)) / 2 for t in top2}
     assert entries[0].trial == max(means, key=lambda n: (means[n], -study.trials[n].user_attrs["params"], -n))
     assert entries[0].n_runs == 2 and entries[0].val_mean == pytest.approx(means[entries[0].trial])
 

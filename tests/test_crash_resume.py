@@ -16,13 +16,14 @@ import time
 
 import pytest
 import torch
-from procs import (assert_retried, budgetnas, cli_env, hold_env, held, kill_started, load_study, release, run,
+from procs import (assert_retried, budgetnas, cli_env, held, kill_started, load_study, release, run, with_hold,
                    sha256, start)
 
-from budgetnas import leaderboard as lb
-from budgetnas.model import build_model
-from budgetnas.search import trained_count
-from budgetnas.space import ArchSpec, default_trials
+from budgetnas.results import leaderboard as lb
+from budgetnas.arch.build import build_model
+from budgetnas.study.schedule import trained_count
+from budgetnas.arch import ArchSpec
+from budgetnas.space import default_trials
 
 pytestmark = pytest.mark.slow
 
@@ -76,7 +77,7 @@ def test_sigkill_mid_trial_is_retried_by_the_next_run_twice_at_most(tmp_path, mn
     a new candidate. Completed trials, their weights and the leaderboard never change."""
     url, cmd = f"sqlite:///{tmp_path}/s.db", search_cmd(tmp_path, mnist_dir, "kill")
     beat = {"BUDGETNAS_HEARTBEAT": "1", "BUDGETNAS_HEARTBEAT_GRACE": "2"}  # one process at a time: no live trial
-    proc = start(cmd, cwd=tmp_path, env=cli_env(**beat, **hold_env(tmp_path / "hold0")), out=tmp_path / "run0")
+    proc = start(with_hold(cmd, tmp_path / "hold0"), cwd=tmp_path, env=cli_env(**beat), out=tmp_path / "run0")
     number = hold_the_last_queued_trial(tmp_path / "hold0", url, "kill", proc)
     before = completed(load_study(url, "kill"))
     shas = {n: sha256(load_study(url, "kill").trials[n].user_attrs["weights"]) for n in before}
@@ -94,7 +95,7 @@ def test_sigkill_mid_trial_is_retried_by_the_next_run_twice_at_most(tmp_path, mn
     for attempt in (1, 2):  # the next run retries it first (the only queued trial); kill that too
         time.sleep(2.5)  # past the grace period: the killed trial's heartbeat is stale
         hold = tmp_path / f"hold{attempt}"
-        proc = start(cmd, cwd=tmp_path, env=cli_env(**beat, **hold_env(hold)), out=tmp_path / f"run{attempt}")
+        proc = start(with_hold(cmd, hold), cwd=tmp_path, env=cli_env(**beat), out=tmp_path / f"run{attempt}")
         killed.append(held(hold, 300, proc)[0])
         kill(proc)
         out = (tmp_path / f"run{attempt}.out").read_text()
@@ -137,7 +138,7 @@ def test_sigkill_on_a_journal_storage_leaves_the_trial_running_and_the_next_run_
     candidates until the study holds --trials trained trials."""
     url, hold = f"journal:{tmp_path}/s.journal", tmp_path / "hold"
     cmd = search_cmd(tmp_path, mnist_dir, "journal", storage=url)
-    proc = start(cmd, cwd=tmp_path, env=cli_env(**hold_env(hold)), out=tmp_path / "run1")
+    proc = start(with_hold(cmd, hold), cwd=tmp_path, env=cli_env(), out=tmp_path / "run1")
     number = hold_the_last_queued_trial(hold, url, "journal", proc)
     before = completed(load_study(url, "journal"))
     kill(proc)
@@ -163,7 +164,7 @@ def test_sigint_exits_130_and_the_same_command_resumes_with_new_candidates(tmp_p
     exact: its proposals depend on the seed alone."""
     url, hold = f"sqlite:///{tmp_path}/s.db", tmp_path / "hold"
     cmd = search_cmd(tmp_path, mnist_dir, "int", "--sampler", "random", trials=DEFAULTS + 2)
-    proc = start(cmd, cwd=tmp_path, env=cli_env(**HEARTBEAT, **hold_env(hold)), out=tmp_path / "run1")
+    proc = start(with_hold(cmd, hold), cwd=tmp_path, env=cli_env(**HEARTBEAT), out=tmp_path / "run1")
     seen: set[int] = set()
     while True:  # release held trials until a sampled (not enqueued) one has completed
         number, _ = held(hold, 300, proc, seen)
@@ -207,13 +208,13 @@ def test_a_worker_that_reaches_the_target_waits_to_retry_a_dead_worker_s_trial(t
     url, cmd = f"sqlite:///{tmp_path}/s.db", search_cmd(tmp_path, mnist_dir, "race")
     beat = {"BUDGETNAS_HEARTBEAT": "1", "BUDGETNAS_HEARTBEAT_GRACE": "10"}
     hold1, hold2 = tmp_path / "hold1", tmp_path / "hold2"
-    proc = start(cmd, cwd=tmp_path, env=cli_env(**beat, **hold_env(hold1)), out=tmp_path / "run1")
+    proc = start(with_hold(cmd, hold1), cwd=tmp_path, env=cli_env(**beat), out=tmp_path / "run1")
     number = hold_the_last_queued_trial(hold1, url, "race", proc)
     killed = load_study(url, "race").trials[number]
 
-    joined = start(budgetnas("worker", "--storage", url, "--study", "race", "--data-dir", mnist_dir, "--threads", "1",
-                             "--no-progress"), cwd=tmp_path, env=cli_env(**beat, **hold_env(hold2, "last")),
-                   out=tmp_path / "worker")
+    joined = start(with_hold(budgetnas("worker", "--storage", url, "--study", "race", "--data-dir", mnist_dir,
+                                       "--threads", "1", "--no-progress"), hold2, "last"), cwd=tmp_path,
+                   env=cli_env(**beat), out=tmp_path / "worker")
     held(hold2, 300, joined)  # its trial has trained to its last report; the target is one trial away
     kill(proc)
     killed_at = time.monotonic()

@@ -16,9 +16,10 @@ from pathlib import Path
 import optuna
 import pytest
 
-from budgetnas.cli import build_parser, main
+from budgetnas.cli import main
+from budgetnas.cli.parser import build_parser
 from conftest import copy_sqlite
-from budgetnas.dashboard import LEADERBOARD_ID, PARETO_ID, serve
+from budgetnas.results.dashboard import LEADERBOARD_ID, PARETO_ID, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -123,9 +124,9 @@ def test_busy_port_and_unknown_study_are_one_line(real_study, tmp_path, capsys):
 
 
 def test_note_of_a_rejected_trial_says_so():
-    from budgetnas.presets import PRESETS
-    from budgetnas.search import architecture_note
-    from budgetnas.space import layer_table, param_count
+    from budgetnas.space.presets import PRESETS
+    from budgetnas.study.objective import architecture_note
+    from budgetnas.arch import layer_table, param_count
     spec = PRESETS["B"].spec
     n = param_count(spec)
     fits, over = architecture_note(spec, n, 25000), architecture_note(spec, n, 10000)

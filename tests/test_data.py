@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from budgetnas.config import DataConfig
-from budgetnas.data import (FILES, REGISTRY, DataError, DatasetInfo, augment, ensure_files, load_data, obtain, parse_idx,
-                            verify_files)
+from budgetnas.data.augment import augment
+from budgetnas.data.load import load_data
+from budgetnas.data.sources.idx import DataError, DatasetInfo, FILES, REGISTRY, ensure_files, obtain, parse_idx, verify_files
 
 
 def idx_bytes(arr: np.ndarray) -> bytes:
@@ -146,7 +147,7 @@ def test_augmentation_keeps_shape_moves_pixels_and_fills_background(small_data):
 
 @pytest.mark.parametrize("method", ["random", "kmeans"])
 def test_subset_is_class_balanced_and_of_the_asked_size(small_data, method):
-    from budgetnas.data import select_subset
+    from budgetnas.data.subset import select_subset
     x, y = small_data.train_x, small_data.train_y
     keep = select_subset(x, y, 0.25, method, seed=0)
     assert len(keep.unique()) == len(keep)
@@ -156,7 +157,7 @@ def test_subset_is_class_balanced_and_of_the_asked_size(small_data, method):
 
 
 def test_kmeans_coreset_covers_the_data_better_than_random(small_data):
-    from budgetnas.data import select_subset
+    from budgetnas.data.subset import select_subset
     x, y = small_data.train_x, small_data.train_y
     flat = torch.nn.functional.avg_pool2d(x, 2).flatten(1)
 

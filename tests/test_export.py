@@ -15,9 +15,10 @@ import torch
 
 from budgetnas.cli import main
 from budgetnas.config import ConfigError
-from budgetnas.data import REGISTRY
-from budgetnas.export import BUNDLE_FILES, load_export, resolve_weights, select_trial, sha256, standalone_source
-from budgetnas.space import ArchSpec, param_count
+from budgetnas.data.sources.idx import REGISTRY
+from budgetnas.arch.build import standalone_source
+from budgetnas.export import BUNDLE_FILES, load_export, resolve_weights, select_trial, sha256
+from budgetnas.arch import ArchSpec, param_count
 
 pytestmark = pytest.mark.slow
 STUDY = "exp"
@@ -78,7 +79,8 @@ def test_export_rank_1_writes_a_self_describing_bundle(searched, bundle):
 def test_model_py_is_standalone_and_reproduces_stored_test_accuracy(bundle, mnist_dir, tmp_path):
     source = (bundle / "model.py").read_text()
     assert "budgetnas import" not in source and "import budgetnas" not in source
-    assert standalone_source() in source  # the classes are copied verbatim
+    spec = ArchSpec.from_json((bundle / "spec.json").read_text())
+    assert standalone_source(spec) in source  # the classes are copied verbatim
     manifest = json.loads((bundle / "manifest.json").read_text())
     # a fresh, isolated interpreter (-I: no PYTHONPATH, no cwd on sys.path) where
     # importing budgetnas fails, in a folder that is not the repository
@@ -105,6 +107,15 @@ def test_model_py_is_standalone_and_reproduces_stored_test_accuracy(bundle, mnis
     # and as a script: python model.py DATA_DIR
     script = subprocess.run([sys.executable, "-I", str(bundle / "model.py"), str(mnist_dir)], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=300)
+    assert script.returncode == 0, script.stderr
+    assert f"test accuracy {100 * manifest['test_acc']:.2f}%" in script.stdout
+    # a network trained on own data has no idx files: python model.py FILE.npz (x_test, y_test)
+    import numpy as np
+    from budgetnas.data.sources.idx import FILES, parse_idx, verify_files, REGISTRY
+    raw = verify_files(REGISTRY["mnist"], mnist_dir)
+    np.savez(tmp_path / "own.npz", x_test=parse_idx(raw[FILES[2]]), y_test=parse_idx(raw[FILES[3]]))
+    script = subprocess.run([sys.executable, "-I", str(bundle / "model.py"), str(tmp_path / "own.npz")],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert script.returncode == 0, script.stderr
     assert f"test accuracy {100 * manifest['test_acc']:.2f}%" in script.stdout
 
@@ -210,8 +221,8 @@ def test_resolve_weights_looks_in_the_artifacts_folder(tmp_path):
 @pytest.mark.parametrize("name", ["A", "C", "D", "E"])  # GAP+hidden, no linear head (C, D), flatten (E)
 def test_every_head_kind_exports_and_checks_itself(name, tmp_path):
     from budgetnas.export import data_record, export_bundle
-    from budgetnas.model import build_model
-    from budgetnas.presets import PRESETS
+    from budgetnas.arch.build import build_model
+    from budgetnas.space.presets import PRESETS
     spec = PRESETS[name].spec
     torch.manual_seed(0)
     net = build_model(spec)
@@ -254,7 +265,7 @@ def test_export_without_onnx_writes_every_other_file_and_says_so(searched, tmp_p
 def test_a_failing_self_check_keeps_the_measured_files_and_says_so(searched, tmp_path, capsys, monkeypatch):
     """An exported file that no longer reproduces the network (here: model.ts replaced by
     another network's TorchScript before the check) fails the export with one line."""
-    from budgetnas import export
+    from budgetnas.export import formats as export
     real = export.save_torchscript
 
     def broken(net, path, example):

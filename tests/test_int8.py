@@ -9,15 +9,16 @@ import onnx
 import pytest
 import torch
 
-from budgetnas.config import Recipe
+from budgetnas.train.recipe import Recipe
 from budgetnas.export import data_record, export_bundle, load_export
-from budgetnas.model import build_model
-from budgetnas.quantize import calibration_sample
-from budgetnas.space import peak_ram, stage_spec
+from budgetnas.arch.build import build_model
+from budgetnas.export.int8 import calibration_sample
+from budgetnas.arch import peak_ram
+from budgetnas.space import stage_spec
 
 # a plain net of the search space: two stages of one 3x3 conv (8, 12 channels), flatten
 SPEC = stage_spec(2, 1, [8, 12], True, "flatten", 0, 0.0, 0.0)
-from budgetnas.train import train
+from budgetnas.train.loop import train
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +84,7 @@ def test_the_first_conv_stays_float_only_where_that_agrees_better_with_the_float
     """With the bar for all-int8 set out of reach, quantize_int8 builds the variant with the
     first conv in float too and keeps whichever picks the float model's class on more of
     the choice images (training images, not the test set); what it kept is what it says."""
-    from budgetnas import quantize
+    from budgetnas.export import int8 as quantize
     out, _, data = bundle
     monkeypatch.setattr(quantize, "MIN_AGREEMENT", 1.01)
     sample = calibration_sample(data.train_x)

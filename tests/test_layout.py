@@ -1,7 +1,9 @@
 """The package's layout stays one-way (docs/DESIGN.md): in budgetnas's import graph,
 read with ``ast`` from every import (at module level or inside a function), there is
-no cycle, no module takes a private ``_name`` from another, and only ``__main__.py``
-imports ``cli``."""
+no cycle, a subpackage imports only the layers below it, no module takes a private
+``_name`` from another, and only ``__main__.py`` imports ``cli``; torch and optuna are
+imported at import time only where they are needed; every module says what it owns and
+stays short."""
 from __future__ import annotations
 
 import ast
@@ -130,19 +132,64 @@ def graph() -> Imports:
     return Imports(PACKAGE)
 
 
+def subpackage(module: str) -> str:
+    """The top-level part a module belongs to: 'study' for study.objective, 'api' for api."""
+    return module.split(".")[0]
+
+
+# The subpackages, each above the ones it may import (docs/DESIGN.md): an import from a
+# lower row to a higher one, or between two of one row, is a layering error.
+LAYERS = (
+    ("__main__",),
+    ("cli",),
+    ("__init__",),
+    ("api",),
+    ("run",),
+    ("export",),
+    ("results",),
+    ("study",),
+    ("space",),
+    ("arch", "train"),
+    ("data",),
+    ("config",),
+)
+# modules that may import torch / optuna when they are imported (not only inside a
+# function): everything else keeps the read-only commands, --help and counting fast
+TORCH_AT_IMPORT = ("arch.build", "data.load", "data.subset", "data.augment", "train.loop", "study.objective",
+                   "export")
+OPTUNA_AT_IMPORT = ("study.storage", "study.create", "study.objective", "study.optimize")
+MAX_LINES = 400
+
+
+def rank(module: str) -> int:
+    return next(i for i, row in enumerate(LAYERS) if subpackage(module) in row)
+
+
 def test_the_walker_sees_imports_at_module_level_and_inside_functions():
     g = graph()
-    assert {"cli", "runner", "workers", "search", "storage", "runtime", "train"} <= set(g.files)
-    assert "storage" in g.edges["search"]  # module level: from .storage import ...
-    assert {"runner", "workers", "storage", "runtime"} <= g.edges["cli"]  # inside command functions
+    assert {"cli", "cli.search", "run.engine", "run.workers", "study.objective", "study.storage", "run.runtime",
+            "train.loop", "arch.kinds.conv"} <= set(g.files)
+    assert "study.storage" in g.edges["study.create"]  # module level: from .storage import ...
+    assert {"run.workers", "run.terminal", "study.create"} <= g.edges["cli.search"]  # inside command functions
     assert "config" in g.edges["__init__"]  # the package's own __init__: from .config import VERSION
     assert "api" in g.edges["__init__"]  # inside a function: from .api import search
-    assert "model" in g.edges["export"]  # from . import model as model_module
+    assert "arch.kinds" in g.edges["arch.kinds.conv"]  # from . import LayerKind
+
+
+def test_every_module_is_in_a_layer():
+    assert not [m for m in graph().files if not any(subpackage(m) in row for row in LAYERS)]
 
 
 def test_the_package_has_no_import_cycle():
     cycles = [" -> ".join(c) for c in graph().cycles()]
     assert not cycles, "import cycles in budgetnas: " + "; ".join(cycles)
+
+
+def test_subpackages_import_only_the_layers_below_them():
+    g = graph()
+    upward = sorted(f"{src} imports {dst}" for src, targets in g.edges.items() for dst in targets
+                    if subpackage(src) != subpackage(dst) and rank(dst) <= rank(src))
+    assert not upward, "imports against the layering (docs/DESIGN.md): " + "; ".join(upward)
 
 
 def test_no_module_takes_a_private_name_from_another():
@@ -151,8 +198,42 @@ def test_no_module_takes_a_private_name_from_another():
 
 
 def test_only_main_imports_cli():
-    importers = sorted(src for src, targets in graph().edges.items() if "cli" in targets)
-    assert importers == ["__main__"], f"cli.py is imported by {importers}: only __main__.py may import it"
+    importers = sorted(src for src, targets in graph().edges.items() if any(subpackage(t) == "cli" for t in targets)
+                       and subpackage(src) != "cli")
+    assert importers == ["__main__"], f"the cli package is imported by {importers}: only __main__.py may import it"
+
+
+def module_level_imports(path: Path) -> set[str]:
+    """Top-level package names imported when the module is imported (not inside a
+    function, nor under ``if TYPE_CHECKING``)."""
+    names: set[str] = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_torch_and_optuna_are_imported_only_where_they_are_needed():
+    g = graph()
+    wrong = []
+    for module, path in g.files.items():
+        found = module_level_imports(path)
+        if "torch" in found and not module.startswith(TORCH_AT_IMPORT):
+            wrong.append(f"{module} imports torch")
+        if "optuna" in found and module not in OPTUNA_AT_IMPORT:
+            wrong.append(f"{module} imports optuna")
+    assert not wrong, "heavy imports at import time: " + "; ".join(wrong)
+
+
+def test_every_module_says_what_it_owns_and_stays_short():
+    for module, path in graph().files.items():
+        tree = ast.parse(path.read_text())
+        lines = len(path.read_text().splitlines())
+        if module != "__main__":
+            assert ast.get_docstring(tree), f"{module} does not say in its first lines what it owns"
+        assert lines <= MAX_LINES, f"{module} has {lines} lines: split it by what it owns"
 
 
 def test_the_checks_catch_cycles_and_private_names(tmp_path):

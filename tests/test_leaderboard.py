@@ -11,7 +11,8 @@ from types import SimpleNamespace
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from budgetnas import leaderboard as lb
+from budgetnas.results import formats as fmt
+from budgetnas.results import leaderboard as lb
 from budgetnas.cli import main
 from conftest import copy_sqlite
 
@@ -84,7 +85,7 @@ def test_build_ranks_complete_trials_and_marks_states():
     everything = lb.build(TRIALS, include_all=True)
     assert [(e.trial, e.state) for e in everything[5:]] == [(5, "pruned"), (6, "rejected"), (7, "failed"),
                                                             (8, "running")]
-    assert lb.state_counts(everything) == {"complete": 5, "pruned": 1, "rejected": 1, "failed": 1, "running": 1}
+    assert fmt.state_counts(everything) == {"complete": 5, "pruned": 1, "rejected": 1, "failed": 1, "running": 1}
 
 
 def test_efficiency_sort_prefers_a_much_smaller_model_that_is_slightly_worse():
@@ -113,9 +114,9 @@ def test_best_per_tier():
 # --- formats --------------------------------------------------------------------------
 def test_csv_parses_back():
     entries = lb.build(TRIALS, include_all=True)
-    rows = list(csv.DictReader(io.StringIO(lb.format_csv(entries))))
+    rows = list(csv.DictReader(io.StringIO(fmt.format_csv(entries))))
     assert len(rows) == len(entries)
-    assert tuple(rows[0]) == lb.CSV_FIELDS
+    assert tuple(rows[0]) == fmt.CSV_FIELDS
     assert rows[0]["trial"] == "1" and rows[0]["rank"] == "1" and float(rows[0]["val_acc"]) == 0.97
     assert json.loads(rows[0]["spec"])["head"] == "gap"
     assert rows[6]["state"] == "rejected" and rows[6]["rank"] == "" and rows[6]["val_acc"] == ""
@@ -124,7 +125,7 @@ def test_csv_parses_back():
 def test_json_carries_every_field_per_entry():
     entries = lb.build(TRIALS, include_all=True)
     best = lb.best_per_tier(entries, [5000, 20000])
-    doc = json.loads(lb.format_json(entries, best, study="s", budget=20000))
+    doc = json.loads(fmt.format_json(entries, best, study="s", budget=20000))
     assert doc["study"] == "s" and doc["budget"] == 20000
     assert doc["counts"]["complete"] == 5
     for key in ("trial", "state", "val_acc", "test_acc", "params", "macs", "budget", "seconds", "spec", "pareto",
@@ -140,13 +141,13 @@ def test_json_carries_every_field_per_entry():
 
 def test_markdown_and_table():
     entries = lb.build(TRIALS)
-    md = lb.format_markdown(entries, lb.best_per_tier(entries, [5000]))
+    md = fmt.format_markdown(entries, lb.best_per_tier(entries, [5000]))
     lines = md.splitlines()
     assert lines[0].startswith("| rank | trial | val acc %") and lines[0].endswith("| arch |")
     assert set(lines[1]) <= set("|-:")
     assert lines[2].startswith("| 1 | 1 | 97.00 |")
     assert "**Best per budget tier**" in md and "| 5,000 | 2 | 90.00 |" in md
-    table = lb.format_table(entries, arch=True).splitlines()
+    table = fmt.format_table(entries, arch=True).splitlines()
     assert table[0].split()[:3] == ["rank", "trial", "val"] and len(table) == 2 + len(entries)
     assert table[2].split()[:3] == ["1", "1", "97.00"] and table[2].endswith("*  8 P | gap fc32")
     assert table[3].endswith("    8 P | gap fc32")  # trial 4: same accuracy, larger: not on the front
@@ -155,9 +156,9 @@ def test_markdown_and_table():
 def test_arch_summary():
     spec = {"layers": [{"kind": "conv", "out": 8, "kernel": 3}, {"kind": "conv", "out": 16, "kernel": 1},
                        {"kind": "pool"}], "head": "flatten", "hidden": [64]}
-    assert lb.arch_summary(spec) == "8 16:1 P | flat fc64"
-    assert lb.arch_summary({**spec, "linear": False, "hidden": []}) == "8 16:1 P | gap (conv logits)"
-    assert lb.arch_summary(None) == "-"
+    assert fmt.arch_summary(spec) == "8 16:1 P | flat fc64"
+    assert fmt.arch_summary({**spec, "linear": False, "hidden": []}) == "8 16:1 P | gap (conv logits)"
+    assert fmt.arch_summary(None) == "-"
 
 
 # --- the command on a real study -------------------------------------------------------------

@@ -12,9 +12,12 @@ from owndata import images, write_folder
 from procs import budgetnas, cli_env, load_study, run
 
 from budgetnas.config import ConfigError, DataConfig
-from budgetnas.data import augment, load_data
-from budgetnas.search import trained_count
-from budgetnas.sources import from_folder, from_npz, load_arrays
+from budgetnas.data.augment import augment
+from budgetnas.data.load import load_data
+from budgetnas.study.schedule import trained_count
+from budgetnas.data.sources.folder import from_folder
+from budgetnas.data.sources.npz import from_npz
+from budgetnas.data.load import load_arrays
 
 
 @pytest.fixture(autouse=True)
@@ -147,7 +150,7 @@ def test_torchvision_mnist_gives_the_built_in_mnist_and_searches(tmp_path, mnist
         import torchvision  # noqa: F401
     except Exception as e:
         pytest.skip(f"torchvision does not import here ({type(e).__name__})")
-    from budgetnas.data import parse_idx
+    from budgetnas.data.sources.idx import parse_idx
     raw = tmp_path / "tv" / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for f in mnist_dir.iterdir():
@@ -184,10 +187,11 @@ def test_per_channel_mean_std_from_the_training_split(tmp_path):
 def test_space_and_presets_follow_the_data(tmp_path):
     import optuna
 
-    from budgetnas.model import build_model
-    from budgetnas.presets import PRESETS, fits
-    from budgetnas.search import data_space
-    from budgetnas.space import param_count, sample_spec
+    from budgetnas.arch.build import build_model
+    from budgetnas.space.presets import PRESETS, fits
+    from budgetnas.study.settings import data_space
+    from budgetnas.arch import param_count
+    from budgetnas.space import sample_spec
     x, y = images(120, 5, (12, 12, 3))
     np.savez(tmp_path / "a.npz", x_train=x, y_train=y)
     data = load_data(cfg(tmp_path / "a.npz"))
@@ -314,7 +318,7 @@ def test_python_api_search_then_cli_on_the_same_study(tmp_path, monkeypatch):
 def test_report_records_the_data_identity(tmp_path, monkeypatch):
     import optuna
 
-    from budgetnas.report import render
+    from budgetnas.results.report import render
     monkeypatch.chdir(tmp_path)
     study = optuna.create_study(study_name="r", storage=f"sqlite:///{tmp_path}/r.db")
     study.set_user_attr("settings", {"budget": 5000, "dataset": "/data/photos", "fingerprint": "0123abcd4567ef89",

@@ -12,10 +12,10 @@ from pathlib import Path
 import optuna
 import pytest
 
-from budgetnas import report
+from budgetnas.results import report
 from budgetnas.cli import main
-from budgetnas.presets import PRESETS
-from budgetnas.space import layer_table, macs, param_count
+from budgetnas.space.presets import PRESETS
+from budgetnas.arch import layer_table, macs, param_count
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 FILL = optuna.distributions.FloatDistribution(0.35, 1.0)

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from budgetnas.cli import build_parser
+from budgetnas.cli.parser import build_parser
 from budgetnas.config import ConfigError
-from budgetnas.storage import _driver_url, heartbeat_settings, open_storage, redact, scrub
+from budgetnas.config.env import heartbeat as heartbeat_settings
+from budgetnas.study.storage import _driver_url, open_storage
+from budgetnas.study.urls import redact, scrub
 
 PACKAGE = Path(__file__).resolve().parent.parent / "budgetnas"
 

@@ -1,7 +1,6 @@
 """The search end to end: the real CLI on a real-MNIST subset, checked in the stored study;
 the objective's promises (rejection before build, pruning, divergence, the last report,
 --warm-start presets) on real studies with trials enqueued to known outcomes."""
-import importlib
 import warnings
 from types import SimpleNamespace
 
@@ -9,15 +8,18 @@ import optuna
 import pytest
 import torch
 
-from budgetnas import leaderboard as lb
+from budgetnas.results import leaderboard as lb
 from budgetnas.cli import main
 from budgetnas.config import DataConfig, SearchConfig, default_storage_url
-from budgetnas.model import build_model
-from budgetnas.presets import PRESETS
-from budgetnas.space import SMALL_DEFAULT_TRIAL, ArchSpec, default_trials, param_count
-from budgetnas.storage import open_storage, redact
+from budgetnas.arch.build import build_model
+from budgetnas.space.presets import PRESETS
+from budgetnas.arch import ArchSpec, param_count
+from budgetnas.space import SMALL_DEFAULT_TRIAL, default_trials
+from budgetnas.study.storage import open_storage
+from budgetnas.study.urls import redact
 
-search = importlib.import_module("budgetnas.search")  # the module (budgetnas.search is the API function)
+from budgetnas.study import create, objective, schedule
+from budgetnas.study import optimize as optimize_mod
 
 
 def run(args, mnist_dir, tmp_path, study="t"):
@@ -42,10 +44,10 @@ def searched(mnist_dir, tmp_path_factory):
         spy.trained.append(sum(p.numel() for p in model.parameters() if p.requires_grad))
         return real_train(model, *args, **kwargs)
 
-    real_train = search.train
+    real_train = objective.train
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(search, "build_model", build_spy)
-        mp.setattr(search, "train", train_spy)
+        mp.setattr(objective, "build_model", build_spy)
+        mp.setattr(objective, "train", train_spy)
         assert run(["--budget", "1500", "--trials", "4", "--sampler", "random", "--seed", "3"], mnist_dir, tmp) == 0
     study = optuna.load_study(study_name="t", storage=f"sqlite:///{tmp}/s.db")
     spy.trials = study.get_trials()  # as the first run left them (a test below resumes the study)
@@ -91,8 +93,7 @@ def test_a_new_study_starts_from_the_default_candidates(searched):
     """The defaults that fit come first at a small budget: the two-conv one cannot fit
     1,500 params, so it is not queued at all (not even to be rejected); the small-net
     one (separable convs) and the plain SGD one are trained."""
-    from budgetnas.space import (DEFAULT_TRIAL, MULTI_EPOCH_TRIAL, PLAIN_SGD_TRIAL, SMALL_DEFAULT_TRIAL,
-                                 default_trials)
+    from budgetnas.space import DEFAULT_TRIAL, MULTI_EPOCH_TRIAL, PLAIN_SGD_TRIAL, SMALL_DEFAULT_TRIAL, default_trials
 
     _, study, _ = searched
     first, second = study.trials[:2]
@@ -157,7 +158,7 @@ DIVERGES = {**SMALL_DEFAULT_TRIAL, "lr_adamw": 1e30}  # enqueued params may lie 
 @pytest.fixture(scope="module")
 def tiny(mnist_dir):
     """1,000 real training images, 500 validation."""
-    from budgetnas.data import load_data
+    from budgetnas.data.load import load_data
     cfg = DataConfig(data_dir=str(mnist_dir), val_size=500, train_limit=1000)
     return cfg, load_data(cfg)
 
@@ -173,20 +174,20 @@ def enqueued_study(tmp_path, tiny, pruner: str, queue: list[dict]):
     dcfg, data = tiny
     cfg = SearchConfig(budget=BUDGET, trials=DEFAULTS + len(queue), study="p", pruner=pruner, data=dcfg)
     url = f"sqlite:///{tmp_path}/p.db"
-    events: list[search.TrialEvent] = []
+    events: list[objective.TrialEvent] = []
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread per process is faster on shared cores (runtime.default_threads)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna's notes on experimental features and out-of-range params
-        study = search.create_or_load_study(cfg, open_storage(url, heartbeat=True), data=data)
+        study = create.create_or_load_study(cfg, open_storage(url, heartbeat=True), data=data)
         for params in queue:
             study.enqueue_trial(params)
         try:
-            search.optimize(study, search.Objective(cfg, data, torch.device("cpu"), tmp_path / "w", events.append), cfg)
+            optimize_mod.optimize(study, objective.Objective(cfg, data, torch.device("cpu"), tmp_path / "w", events.append), cfg)
         finally:
             torch.set_num_threads(threads)
-    stored = optuna.load_study(study_name="p", storage=url, pruner=search.make_pruner(pruner, cfg.epochs, 4))
+    stored = optuna.load_study(study_name="p", storage=url, pruner=create.make_pruner(pruner, cfg.epochs, 4))
     return stored, events
 
 
@@ -217,7 +218,7 @@ def test_the_median_pruner_prunes_behind_the_median_but_never_at_the_last_report
     assert diverged.user_attrs["pruned_reason"].startswith("diverged: loss became nan in epoch 1")
     assert "pruned_at" not in diverged.user_attrs and "val_acc" not in diverged.user_attrs
     assert event[diverged.number].state == "pruned" and event[diverged.number].reason.startswith("diverged (loss")
-    assert search.trained_count(study) == 8, "pruned and diverged trials were trained: they count"
+    assert schedule.trained_count(study) == 8, "pruned and diverged trials were trained: they count"
 
 
 def test_hyperband_prunes_at_its_rungs(tmp_path, tiny):
@@ -239,10 +240,10 @@ def test_warm_start_enqueues_the_presets_that_fit_the_budget(budget, names):
     assert {n: param_count(p.spec) for n, p in PRESETS.items()} == {"A": 8_762, "B": 24_048, "C": 12_400,
                                                                     "D": 9_798, "E": 421_642}
     study = optuna.create_study()
-    assert search.enqueue_presets(study, budget) == list(names)
+    assert create.enqueue_presets(study, budget) == list(names)
     waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
     assert [t.user_attrs["preset"] for t in waiting] == list(names)
-    assert search.enqueue_presets(study, budget) == [], "a preset already in the study is not enqueued again"
+    assert create.enqueue_presets(study, budget) == [], "a preset already in the study is not enqueued again"
 
 
 def test_warm_started_presets_are_trained_with_their_own_specs_and_recipes(mnist_dir, tmp_path, capsys):
@@ -269,7 +270,7 @@ def test_making_the_sampler_warns_nothing():
     error, seen on the GPU machine). make_sampler silences them itself."""
     import warnings
 
-    from budgetnas.search import make_sampler
+    from budgetnas.study.create import make_sampler
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         make_sampler("tpe", 0)

@@ -6,10 +6,10 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from budgetnas.config import ConfigError
-from budgetnas.model import build_model
-from budgetnas.presets import PRESETS
-from budgetnas.space import (POOL, ArchSpec, Space, budget_use_summary, conv, macs, param_count, sample_recipe,
-                             sample_spec, smallest_params, validate)
+from budgetnas.arch.build import build_model
+from budgetnas.space.presets import PRESETS
+from budgetnas.arch import ArchSpec, POOL, conv, macs, param_count, validate
+from budgetnas.space import Space, budget_use_summary, sample_recipe, sample_spec, smallest_params
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -35,7 +35,7 @@ def test_analytic_count_equals_torch_count_for_600_sampled_specs():
         spec = sample_spec(trial, Space(), budgets[i % len(budgets)])
         study.tell(trial, 0.0)
         assert param_count(spec) == torch_count(spec), spec
-        seen.add((len(spec.layers), spec.head, spec.hidden, any(l.groups > 1 for l in spec.layers)))
+        seen.add((len(spec.layers), spec.head, spec.hidden, any(getattr(l, 'groups', 1) > 1 for l in spec.layers)))
     assert len(seen) > 30  # the property covered many different shapes
     assert {s[3] for s in seen} == {False, True}  # plain and separable convs
 
@@ -99,8 +99,9 @@ def test_validate_accepts_every_preset():
 
 
 def test_separable_conv_counts_and_builds():
-    from budgetnas.leaderboard import arch_summary
-    from budgetnas.space import separable, stage_spec
+    from budgetnas.results.formats import arch_summary
+    from budgetnas.arch import separable
+    from budgetnas.space import stage_spec
 
     spec = ArchSpec((conv(8), *separable(8, 16), POOL), head="gap")
     # 1->8 3x3 + BN: 72+16 ; depthwise 3x3 on 8: 72 ; 1x1 8->16 + BN: 128+32 ; linear 16->10: 170
@@ -127,7 +128,7 @@ def specs(draw) -> ArchSpec:
     padding, groups (depthwise too), with or without bias/BN/ReLU/dropout; pools; a GAP or
     flatten head with 0-2 hidden layers, or no linear layer at all; 1 or 3 input
     channels, image sides 6-32, 2-12 classes."""
-    from budgetnas.space import Layer
+    from budgetnas.arch import Conv
     in_channels, side = draw(st.sampled_from([1, 3])), draw(st.integers(6, 32))
     classes = draw(st.integers(2, 12))
     c, s, layers = in_channels, side, []
@@ -140,8 +141,8 @@ def specs(draw) -> ArchSpec:
         padding = draw(st.integers(max(0, (kernel - s + 1) // 2), kernel // 2))  # the output keeps >= 1 pixel
         groups = draw(st.sampled_from([g for g in range(1, c + 1) if c % g == 0]))
         out = groups * draw(st.integers(1, max(1, 12 // groups)))
-        layers.append(Layer("conv", out, kernel, padding, draw(st.booleans()), draw(st.booleans()),
-                            draw(st.booleans()), draw(st.sampled_from([0.0, 0.1])), groups))
+        layers.append(Conv(out, kernel, padding, draw(st.booleans()), draw(st.booleans()),
+                           draw(st.booleans()), draw(st.sampled_from([0.0, 0.1])), groups))
         c, s = out, s + 2 * padding - kernel + 1
     linear = draw(st.booleans())
     if not linear:  # the logits are the pooled map of a last conv with one channel per class

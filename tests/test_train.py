@@ -1,11 +1,11 @@
 import pytest
 import torch
 
-from budgetnas.config import Recipe
-from budgetnas.model import build_model
-from budgetnas.presets import PRESETS
-from budgetnas.space import POOL, ArchSpec, conv
-from budgetnas.train import Diverged, eval_steps, evaluate, train
+from budgetnas.train.recipe import Recipe
+from budgetnas.arch.build import build_model
+from budgetnas.space.presets import PRESETS
+from budgetnas.arch import ArchSpec, POOL, conv
+from budgetnas.train.loop import Diverged, eval_steps, evaluate, train
 
 SMALL = ArchSpec((conv(8), POOL, conv(16), POOL), head="flatten")
 

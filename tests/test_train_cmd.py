@@ -10,9 +10,11 @@ import torch
 
 from budgetnas.cli import main
 from budgetnas.export import BUNDLE_FILES, build_loaded, load_export
-from budgetnas.presets import PRESETS
-from budgetnas.space import ArchSpec, stage_spec
-from budgetnas.train import DEFAULT_RECIPE, evaluate
+from budgetnas.space.presets import PRESETS
+from budgetnas.arch import ArchSpec
+from budgetnas.space import stage_spec
+from budgetnas.train.loop import evaluate
+from budgetnas.train.recipe import DEFAULT_RECIPE
 
 EPOCH_LINE = re.compile(r"epoch +(\d+)/(\d+) +loss [\d.]+ +val ([\d.]+)% +test ([\d.]+)%")
 
@@ -72,7 +74,7 @@ BAD_SPECS = {
     "not json": ("{layers: [", "not valid JSON"),
     "no layers": ('{"head": "gap"}', "'layers' list"),
     "unknown field": ('{"layers": [{"kind": "conv", "out": 8, "width": 3}]}', "malformed spec"),
-    "bad kind": ('{"layers": [{"kind": "conv", "out": 8}, {"kind": "dense", "out": 8}]}', "kind must be 'conv' or 'pool'"),
+    "bad kind": ('{"layers": [{"kind": "conv", "out": 8}, {"kind": "dense", "out": 8}]}', "kind must be one of 'conv', 'pool'"),
     "no conv": ('{"layers": [{"kind": "pool"}]}', "at least one conv"),
     "too many pools": ('{"layers": [{"kind": "conv", "out": 4}' + ', {"kind": "pool"}' * 6 + "]}", "to nothing"),
 }
@@ -143,7 +145,7 @@ def _kept(folder, val: float, test: float) -> dict:
 
 @pytest.mark.slow
 def test_a_failure_after_training_keeps_weights_spec_and_manifest(mnist_dir, small_data, tmp_path, capsys, monkeypatch):
-    from budgetnas import export
+    from budgetnas.export import formats as export
 
     def fail(*args, **kwargs):
         raise RuntimeError("injected: TorchScript could not be written")

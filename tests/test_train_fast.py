@@ -7,12 +7,12 @@ import dataclasses
 import pytest
 import torch
 
-from budgetnas import runtime as cli
-from budgetnas.config import Recipe
-from budgetnas.model import build_model, literal_order
-from budgetnas.presets import PRESETS
-from budgetnas.space import POOL, ArchSpec, conv
-from budgetnas.train import evaluate, folded, make_optimizer, train
+from budgetnas.run import runtime as cli
+from budgetnas.train.recipe import Recipe
+from budgetnas.arch.build import build_model, literal_order
+from budgetnas.space.presets import PRESETS
+from budgetnas.arch import ArchSpec, POOL, conv
+from budgetnas.train.loop import evaluate, folded, make_optimizer, train
 
 
 @pytest.fixture(scope="module")

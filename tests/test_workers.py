@@ -10,10 +10,11 @@ from pathlib import Path
 import optuna
 import pytest
 
-from budgetnas import cli, runtime, workers as workers_mod
-from budgetnas.search import trained_count
-from budgetnas.storage import open_storage
-from procs import held, hold_env
+from budgetnas import cli
+from budgetnas.run import runtime, workers as workers_mod
+from budgetnas.study.schedule import trained_count
+from budgetnas.study.storage import open_storage
+from procs import held, with_hold
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--train-limit", "1000", "--val-size", "500", "--budget", "5000", "--device", "cpu", "--no-progress"]
@@ -63,7 +64,7 @@ def test_the_last_worker_left_takes_the_threads_of_those_that_finished():
 
     import torch
 
-    from budgetnas.runtime import Cores
+    from budgetnas.run.runtime import Cores
     before = torch.get_num_threads()
     active = multiprocessing.get_context("fork").Value("i", 2)
     cores = Cores(active, threads=1, workers=2, cpus={0, 1, 2, 3}, pinned=False)
@@ -166,12 +167,13 @@ def _children(pid: int) -> list[int]:
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc to find the worker processes")
 def test_ctrl_c_stops_the_workers_and_fails_their_trials(mnist_dir, tmp_path):
     url, hold = f"journal:{tmp_path / 'c.journal'}", tmp_path / "hold"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "BUDGETNAS_OFFLINE": "1", **hold_env(hold)}
-    proc = subprocess.Popen([sys.executable, "-m", "budgetnas", "search", "--workers", "2", "--trials", "200",
-                             "--study", "c", "--storage", url, "--data-dir", str(mnist_dir), *TINY],
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BUDGETNAS_OFFLINE": "1"}
+    proc = subprocess.Popen(with_hold([sys.executable, "-m", "budgetnas", "search", "--workers", "2", "--trials",
+                                       "200", "--study", "c", "--storage", url, "--data-dir", str(mnist_dir), *TINY],
+                                      hold),
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        # each worker's first trained trial waits mid-training (search.TrialHold) until the end
+        # each worker's first trained trial waits mid-training (hold.TrialHold) until the end
         first, pid = held(hold, 300, proc)
         second, other = held(hold, 300, proc, {first})
         workers = _children(proc.pid)

@@ -9,13 +9,14 @@ import os
 import re
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 import torch
-from procs import (ROOT, assert_retried, budgetnas, cli_env, held, hold_env, kill_started, load_study, release,
+from procs import (ROOT, assert_retried, budgetnas, cli_env, held, kill_started, load_study, release, with_hold,
                    run, start)
 
-from budgetnas.search import trained_count
+from budgetnas.study.schedule import trained_count
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 TRIAL_LINE = re.compile(r"^trial\s+(\d+) (complete|pruned|rejected)\b", re.M)
@@ -57,9 +58,10 @@ def create(url: str, study: str, trials: int, cwd):
     return made
 
 
-def worker(url: str, study: str, tmp_path, mnist_dir, name: str, **env):
-    return start(budgetnas("worker", "--storage", url, "--study", study, "--data-dir", mnist_dir, "--threads", "1",
-                           "--artifacts", tmp_path / "weights"), cwd=tmp_path, env=cli_env(**env), out=tmp_path / name)
+def worker(url: str, study: str, tmp_path, mnist_dir, name: str, hold: Path | None = None, **env):
+    cmd = budgetnas("worker", "--storage", url, "--study", study, "--data-dir", mnist_dir, "--threads", "1",
+                    "--artifacts", tmp_path / "weights")
+    return start(with_hold(cmd, hold) if hold else cmd, cwd=tmp_path, env=cli_env(**env), out=tmp_path / name)
 
 
 def test_three_workers_share_one_study(pg_url, tmp_path, mnist_dir):
@@ -101,15 +103,15 @@ def test_three_workers_share_one_study(pg_url, tmp_path, mnist_dir):
 
 
 def test_a_killed_worker_s_trial_is_retried_by_another_worker(pg_url, tmp_path, mnist_dir):
-    """Both workers hold their first trained trial mid-training (search.TrialHold) while
+    """Both workers hold their first trained trial mid-training (hold.TrialHold) while
     the victim is killed, so the survivor is certain to be running, short of the target,
     when the victim's trial goes stale; it then retries it."""
     create(pg_url, "pgkill", 5, tmp_path)
     beat = {"BUDGETNAS_HEARTBEAT": "1"}  # stale 3 s after the last heartbeat
-    victim = worker(pg_url, "pgkill", tmp_path, mnist_dir, "victim", **beat, **hold_env(tmp_path / "hold-v"))
+    victim = worker(pg_url, "pgkill", tmp_path, mnist_dir, "victim", tmp_path / "hold-v", **beat)
     number, pid = held(tmp_path / "hold-v", 300, victim)
     assert pid == victim.pid
-    survivor = worker(pg_url, "pgkill", tmp_path, mnist_dir, "survivor", **beat, **hold_env(tmp_path / "hold-s"))
+    survivor = worker(pg_url, "pgkill", tmp_path, mnist_dir, "survivor", tmp_path / "hold-s", **beat)
     held(tmp_path / "hold-s", 300, survivor)
     killed = load_study(pg_url, "pgkill").trials[number]
     assert killed.state.name == "RUNNING" and len(killed.intermediate_values) == 1

@@ -1,0 +1,214 @@
+"""The objective: one trial.
+
+Sample a spec -> count its parameters, MACs and peak RAM -> over a budget, or past the
+deadline? reject at once, before any model exists -> build -> train, reporting
+validation accuracy several times per epoch -> the pruner decides -> store the raw
+measurements (the trial record) -> save the weights.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import optuna
+import torch
+
+from ..arch import UNITS, ArchSpec, layer_table, macs, over_budgets, param_count, peak_ram
+from ..arch.build import build_model
+from ..config import SearchConfig
+from ..space import Space, sample_recipe, sample_spec
+from ..train import Recipe
+from ..train.loop import Diverged, report_count, train
+from . import record
+from .schedule import TIME_MARGIN, expected_seconds, trial_seed
+from .settings import data_space
+
+if TYPE_CHECKING:
+    from ..data.load import Data
+
+
+@dataclass
+class TrialEvent:
+    """What a view shows for a finished trial."""
+
+    number: int
+    state: str  # complete | pruned | rejected | failed
+    params: int
+    budget: int
+    val_acc: float | None = None
+    test_acc: float | None = None
+    seconds: float | None = None
+    reason: str = ""
+    rerun_of: int | None = None  # a re-run of this trial's candidate (new seed)
+
+
+def worker_name() -> str:
+    """host:pid of this process, stored with each trial (which host holds its weights)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def architecture_note(spec: ArchSpec, params: int, budget: int, max_macs: int | None = None,
+                      max_ram: int | None = None) -> str:
+    """A markdown note (for optuna-dashboard): the architecture as a small table, with
+    its MACs and peak int8 RAM (and their share of the limits given)."""
+    rows = ["| layer | output | params | MACs |", "|---|---|---|---|"]
+    rows += [f"| {r['layer']} | {'x'.join(map(str, r['shape']))} | {r['params']:,} | {r['macs']:,} |"
+             for r in layer_table(spec)]
+    over = over_budgets(spec, budget, max_macs, max_ram)
+    verdict = f" **over budget: rejected, never built** (over the {' and '.join(over)} limit)" if over else ""
+    share = lambda v, limit: f" ({100 * v / limit:.1f}% of {limit:,})" if limit else ""
+    n_macs, ram = macs(spec), peak_ram(spec)
+    return (f"**{params:,} params** ({100 * params / budget:.1f}% of the {budget:,} budget){verdict}\n\n"
+            f"{n_macs:,} MACs per image{share(n_macs, max_macs)}; peak RAM of an int8 inference "
+            f"{ram:,} bytes{share(ram, max_ram)}\n\n" + "\n".join(rows))
+
+
+def rejection_reason(over: dict[str, tuple[int, int]]) -> str:
+    """'over budget' (the parameter budget alone: the line says which), else e.g.
+    'over the MAC budget (412,000 > 300,000)' for the budgets a spec exceeds."""
+    if set(over) == {"params"}:
+        return "over budget"
+    names = {"params": "parameter", "macs": "MAC", "ram": "RAM"}
+    return "; ".join(f"over the {names[k]} budget ({v:,} > {limit:,} {UNITS[k]})" for k, (v, limit) in over.items())
+
+
+ReportHook = Callable[[int, int, int], None]  # (trial number, report, last report)
+
+
+class Objective:
+    """Callable for study.optimize. ``on_event`` gets a TrialEvent per finished trial;
+    ``progress`` gets (step, total, val_acc) during training; ``after_report`` (trial
+    number, report, last report) is called after each validation report the pruner let
+    pass (a process's hooks: a test holds a trial there)."""
+
+    def __init__(self, cfg: SearchConfig, data: "Data", device: torch.device, weights_dir: Path,
+                 on_event: Callable[[TrialEvent], None] | None = None,
+                 progress: Callable[[int, int, float | None], None] | None = None,
+                 space: Space | None = None, after_report: ReportHook | None = None):
+        self.cfg, self.data, self.device, self.weights_dir = cfg, data, device, weights_dir
+        self.on_event = on_event or (lambda e: None)
+        self.progress = progress
+        self.space = space or data_space(data)
+        self.after_report = after_report
+        # optimize() sets it with --timeout: when (time.monotonic()) a trial must have ended
+        self.deadline: Callable[[], float | None] = lambda: None
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        t0 = time.perf_counter()
+        cfg = self.cfg
+        queued = record.read(trial)
+        preset = queued.preset_spec
+        spec = (ArchSpec.from_dict(preset) if preset else
+                sample_spec(trial, self.space, cfg.budget, cfg.max_macs, cfg.max_ram))
+        params, n_macs, ram = param_count(spec), macs(spec), peak_ram(spec)
+        with warnings.catch_warnings():
+            # a retried trial (after a kill) inherits this same value; Optuna warns and keeps it
+            warnings.filterwarnings("ignore", message="The constraint value is ignored")
+            trial.set_constraint("params_over_budget", float(params - cfg.budget))
+            if cfg.max_macs is not None:
+                trial.set_constraint("macs_over_budget", float(n_macs - cfg.max_macs))
+            if cfg.max_ram is not None:
+                trial.set_constraint("ram_over_budget", float(ram - cfg.max_ram))
+        record.write(trial, params=params, budget=cfg.budget, macs=n_macs, ram=ram, max_macs=cfg.max_macs,
+                     max_ram=cfg.max_ram, worker=worker_name())
+        self._note(trial, spec, params)
+        over = over_budgets(spec, cfg.budget, cfg.max_macs, cfg.max_ram)
+        if over:  # rejected before any model exists (few storage writes: ~ms)
+            what = "; ".join(f"{v} {UNITS[k]} > {k} budget {limit}" for k, (v, limit) in over.items())
+            self._reject(trial, spec, params, t0, what, list(over), rejection_reason(over), f"over budget: {what}")
+        late = self._too_late(trial, queued, n_macs)
+        if late:  # it would end after --timeout: not started, and no later candidate is (the
+            # sampler might spin on ones that do not fit); a re-run that does not fit leaves
+            # the queued re-runs their chance, as a shorter one may still fit
+            if queued.rerun_of is None:
+                trial.study.stop()
+            self._reject(trial, spec, params, t0, late, ["time"], late, late)
+        if preset:  # an enqueued seed model (--warm-start presets): fixed spec and recipe
+            recipe = Recipe.from_dict({**queued.preset_recipe, "epochs": cfg.epochs})
+        else:
+            recipe = sample_recipe(trial, self.space, cfg.epochs)
+        # a retry of a trial whose worker died inherits its user attrs: replay its seed too
+        # (a re-run's seed is set when it is queued)
+        seed = queued.seed if queued.seed is not None else trial_seed(cfg.seed, trial.number)
+        rerun_of = queued.rerun_of
+        record.write(trial, spec=spec.to_dict(), recipe=recipe.to_dict(), seed=seed, budget_use=params / cfg.budget)
+        torch.manual_seed(seed)
+        model = build_model(spec)
+        last: dict = {}
+        final = report_count(len(self.data.train_x), recipe, cfg.eval_points)
+
+        def report(point: int, acc: float) -> None:
+            last.update(point=point, acc=acc)
+            trial.report(acc, point)
+            # the last report ends training anyway: a finished model is kept, never pruned;
+            # a re-run measures a chosen candidate again and is never pruned either
+            if rerun_of is None and point < final and trial.should_prune():
+                raise optuna.TrialPruned(f"val acc {acc:.4f} at report {point}")
+            if self.after_report is not None:
+                self.after_report(trial.number, point, final)
+
+        try:
+            result = train(model, self.data, recipe, device=self.device, seed=seed, report=report,
+                           eval_points=cfg.eval_points, progress=self.progress)
+        except optuna.TrialPruned:
+            record.write(trial, pruned_at=last.get("point"), seconds=time.perf_counter() - t0)
+            self.on_event(TrialEvent(trial.number, "pruned", params, cfg.budget, last.get("acc"),
+                                     seconds=time.perf_counter() - t0, reason=f"at report {last.get('point')}"))
+            raise
+        except Diverged as e:
+            record.write(trial, pruned_reason=f"diverged: {e}", seconds=time.perf_counter() - t0)
+            self.on_event(TrialEvent(trial.number, "pruned", params, cfg.budget, seconds=time.perf_counter() - t0,
+                                     reason=f"diverged ({e})"))
+            raise optuna.TrialPruned(f"diverged: {e}") from None
+        weights = self._save_weights(trial.number, model)
+        record.write(trial, val_acc=result.val_acc, test_acc=result.test_acc, seconds=result.seconds,
+                     history=result.history, weights=str(weights), device=str(self.device),
+                     precision=result.precision, threads=torch.get_num_threads(), torch=torch.__version__)
+        self.on_event(TrialEvent(trial.number, "complete", params, cfg.budget, result.val_acc, result.test_acc,
+                                 result.seconds, rerun_of=rerun_of))
+        return result.val_acc
+
+    def _reject(self, trial: optuna.Trial, spec: ArchSpec, params: int, t0: float, what: str, by: list[str],
+                reason: str, message: str) -> None:
+        """End a trial as rejected, unbuilt: ``by`` names the budgets it is over (params,
+        macs, ram) or ``time``; the stored ``rejected`` says ``what``."""
+        record.write(trial, spec=spec.to_dict(), rejected=what, rejected_by=by)
+        self.on_event(TrialEvent(trial.number, "rejected", params, self.cfg.budget,
+                                 seconds=time.perf_counter() - t0, reason=reason))
+        raise optuna.TrialPruned(message)
+
+    def _too_late(self, trial: optuna.Trial, queued: record.TrialRecord, n_macs: int) -> str:
+        """Why this candidate must not start (it would end after the search's deadline,
+        by the times of the study's finished trials), or ''."""
+        deadline = self.deadline()
+        if deadline is None:
+            return ""
+        trials = trial.study.get_trials(deepcopy=False)
+        of = queued.rerun_of  # a re-run takes as long as its candidate's run
+        own = next((record.read(t).seconds for t in trials if t.number == of), None) if of is not None else None
+        need = TIME_MARGIN * own if own else expected_seconds(trials, n_macs)
+        left = deadline - time.monotonic()
+        if need is None or need <= left:
+            return ""
+        return f"over the time budget (about {need:.0f}s to train, {max(0.0, left):.0f}s left)"
+
+    def _note(self, trial: optuna.Trial, spec: ArchSpec, params: int) -> None:
+        try:
+            from optuna_dashboard import save_note
+            save_note(trial, architecture_note(spec, params, self.cfg.budget, self.cfg.max_macs, self.cfg.max_ram))
+        except Exception:  # a note is a convenience: never let it fail a trial
+            pass
+
+    def _save_weights(self, number: int, model: torch.nn.Module) -> Path:
+        self.weights_dir.mkdir(parents=True, exist_ok=True)
+        path = self.weights_dir / f"trial_{number}.pt"
+        tmp = path.with_suffix(".pt.part")
+        state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+        torch.save(state, tmp)
+        os.replace(tmp, path)  # atomic: a killed worker leaves no half-written weights
+        return path
