@@ -56,15 +56,17 @@ def _save_arrays(folder: Path, study: str, arrays: dict[str, np.ndarray]) -> Pat
     return path
 
 
-def search(x_train, y_train, *, budget: int = 25_000, epochs: int = 1, trials: int = 30, x_test=None, y_test=None,
-           study: str = "budgetnas", storage: str | None = None, classes: list[str] | None = None, seed: int = 0,
-           timeout: float | None = None, device: str = "auto", val_size: int | None = None, verbose: bool = False,
-           **settings: Any) -> SearchResult:
+def search(x_train, y_train, *, budget: int = SearchConfig.budget, epochs: int = SearchConfig.epochs,
+           trials: int | None = SearchConfig.trials, x_test=None, y_test=None, study: str = SearchConfig.study,
+           storage: str | None = None, classes: list[str] | None = None, seed: int = SearchConfig.seed,
+           timeout: float | None = None, device: str = SearchConfig.device, val_size: int | None = None,
+           verbose: bool = False, **settings: Any) -> SearchResult:
     """Search under ``budget`` parameters on arrays (numpy, or CPU tensors): images
     N x H x W, N x H x W x C or N x C x H x W (uint8, or float in [0, 1]), integer labels.
-    Without ``x_test`` a seeded, stratified 20% of each class is held out as the test set.
-    ``settings``: further SearchConfig fields (pruner, sampler, confirm_top, eval_points...).
-    Rerunning with the same arguments resumes the study."""
+    Without ``x_test`` a seeded, stratified 20% of each class is held out as the test set;
+    ``val_size`` None holds out 10% of the training images (at most 5,000) for validation.
+    ``settings``: further SearchConfig fields (pruner, sampler, confirm_top, eval_points...);
+    every default is SearchConfig's. Rerunning with the same arguments resumes the study."""
     from .results import leaderboard as lb
     from .run import engine
     from .run.terminal import TerminalView
