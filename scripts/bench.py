@@ -17,7 +17,7 @@ settings:
   same initial weights as budgetnas's) in NCHW, torch's default threads, test accuracy
   under ``torch.no_grad`` in batches of 1000.
 * budgetnas: what a search worker does: ``runtime.tune_malloc()``, ``runtime.set_threads()``
-  (cores, or fewer when other processes keep them busy), then ``train.train`` with its
+  (cores, or fewer when other processes keep them busy), then ``train.loop.train`` with its
   defaults (data resident in tensors, channels_last, bf16 autocast where the CPU has
   native bf16, fused optimizer; it also validates 4 times, which the reference does not,
   and that time is included). ``--reference-threads 1`` shows how much of the ratio is
@@ -37,7 +37,7 @@ first conv needs no input grad, so this slightly overcounts both arms alike), an
 MAC is 2 FLOP. Evaluation images cost 1x the forward. The peak is fp32 even where
 budgetnas runs the forward pass in bf16.
 
-Parts mode times ``train.train``'s steady-state training step (steps 41-240 of 256,
+Parts mode times ``train.loop.train``'s steady-state training step (steps 41-240 of 256,
 between its progress calls; evaluation only after the last step) for seed B as built and
 with its BatchNorm layers removed and/or its max pools replaced by a stride-2 subsample
 (the same shapes, no pooling work), in alternation; the step-time shares bound what any
@@ -249,7 +249,7 @@ def train_mode(args: argparse.Namespace) -> None:
         flop = 2 * m * (3 * r["train_images"] + r["eval_images"])
         r["gflops"] = flop / r["seconds"] / 1e9
         label = {"reference": "reference loop (per-sample Dataset + DataLoader)",
-                 "budgetnas": f"budgetnas train.train ({r.get('precision', 'fp32')} forward)"}
+                 "budgetnas": f"budgetnas train.loop.train ({r.get('precision', 'fp32')} forward)"}
         print(f"{label[name]:<50} {r['seconds']:6.1f} s wall ({r['cpu_seconds']:.1f} s CPU, {r['threads']} threads)  "
               f"test {100 * r['test_acc']:.2f}%  {r['gflops']:5.1f} GFLOP/s = {100 * r['gflops'] / peak:4.1f}% of the "
               f"{cores}-thread peak  peak RSS {r['rss_mb']:.0f} MB")
@@ -327,17 +327,13 @@ SEARCH_PRESETS = ("A", "B", "C", "D")
 
 def _prefill(workdir: Path, study: str, args: argparse.Namespace, storage: str) -> None:
     """Create the study as the CLI would and enqueue the fixed workload."""
-    import optuna
-
     from budgetnas.config import DataConfig, SearchConfig
     from budgetnas.space.presets import get_preset
-    from budgetnas.study.create import create_or_load_study
+    from budgetnas.study import record
+    from budgetnas.study.create import create_or_load_study, quiet_optuna
     from budgetnas.study.storage import open_storage
 
-    import warnings
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
+    quiet_optuna()
     cfg = SearchConfig(budget=25_000, epochs=1, trials=args.search_trials, study=study, pruner="none",
                        data=DataConfig(train_limit=args.search_train_limit, val_size=args.search_val_size))
     cwd = os.getcwd()
@@ -346,8 +342,8 @@ def _prefill(workdir: Path, study: str, args: argparse.Namespace, storage: str) 
         s = create_or_load_study(cfg, open_storage(storage))
         for i in range(args.search_trials):
             p = get_preset(SEARCH_PRESETS[i % len(SEARCH_PRESETS)])
-            s.enqueue_trial({}, user_attrs={"preset": p.name, "preset_spec": p.spec.to_dict(),
-                                            "preset_recipe": p.recipe.to_dict()})
+            s.enqueue_trial({}, user_attrs=record.queued(preset=p.name, preset_spec=p.spec.to_dict(),
+                                                         preset_recipe=p.recipe.to_dict()))
     finally:
         os.chdir(cwd)
 
@@ -386,7 +382,7 @@ def search_mode(args: argparse.Namespace) -> None:
           f"{args.search_repeats} round(s) of --workers 1 and 2 in alternation")
     # the comparison the issue asks for (alternating, so a change in the machine's load
     # hits both), then optionally --workers 1 with its default threads (cores, or fewer
-    # when other processes keep the cores busy: see runtime.default_threads)
+    # when other processes keep the cores busy: see run.runtime.default_threads)
     runs = [one, two] * args.search_repeats + ([(1, None)] if args.search_default_threads else [])
     seconds: dict[tuple, float] = {}
     trials: dict[tuple, int] = {}
