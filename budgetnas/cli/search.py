@@ -92,8 +92,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_space(args: argparse.Namespace) -> int:
     from ..space import Space, budget_use_summary, check_floors
+    from ..study.create import quiet_optuna
     if args.samples < 1:
         raise ConfigError("--samples must be at least 1")
+    quiet_optuna()  # the sampling study's own log lines are not the user's business
     cfg = SearchConfig(**config_kwargs(SearchConfig, args, "space"))
     space = Space()
     if args.dataset:
