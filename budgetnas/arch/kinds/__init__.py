@@ -5,7 +5,9 @@ keys), its output shape, parameter and MAC counts, the bytes alive while it runs
 int8 inference, its row in the layer table, its token in the architecture string, its
 checks, and its torch part. The torch part is defined inside the module's cached
 ``torch_part()``, so counting a spec never imports torch; its source is what an
-exported model.py copies. A new kind is a new module here (see conv.py, pool.py).
+exported model.py copies, so it may use only ``torch``, ``nn`` and the objects it
+returns. A new kind is a new module here (see conv.py, pool.py); its test must check
+its counts on the built model (tests/test_budgets.py hooks the layers it knows).
 """
 from __future__ import annotations
 
