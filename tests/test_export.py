@@ -17,11 +17,12 @@ from budgetnas.cli import main
 from budgetnas.config import ConfigError
 from budgetnas.data.sources.idx import REGISTRY
 from budgetnas.arch.build import standalone_source
-from budgetnas.export import BUNDLE_FILES, load_export, resolve_weights, select_trial, sha256
+from budgetnas.export import BUNDLE_FILES, FORMATS, load_export, resolve_weights, select_trial, sha256
 from budgetnas.arch import ArchSpec, param_count
 
 pytestmark = pytest.mark.slow
 STUDY = "exp"
+UNAVAILABLE = {f.file for f in FORMATS if f.unavailable()}  # formats this environment cannot write
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,8 @@ def _best_trial(study):
 def test_export_rank_1_writes_a_self_describing_bundle(searched, bundle):
     best = _best_trial(searched.study)
     manifest = json.loads((bundle / "manifest.json").read_text())
-    assert sorted(p.name for p in bundle.iterdir()) == sorted([*BUNDLE_FILES, "model.int8.onnx", "manifest.json"])
+    here = [n for n in BUNDLE_FILES if n not in UNAVAILABLE]  # a format whose optional package is absent is skipped
+    assert sorted(p.name for p in bundle.iterdir()) == sorted([*here, "model.int8.onnx", "manifest.json"])
     assert manifest["trial"] == best.number and manifest["study"] == STUDY
     spec = ArchSpec.from_json((bundle / "spec.json").read_text())
     assert spec.to_dict() == best.user_attrs["spec"] == manifest["spec"]
@@ -66,7 +68,7 @@ def test_export_rank_1_writes_a_self_describing_bundle(searched, bundle):
     assert manifest["data"]["md5"] == REGISTRY["mnist"].md5 and manifest["data"]["train_limit"] == 2000
     for lib in ("torch", "optuna", "budgetnas", "python", "onnxruntime"):
         assert manifest["versions"][lib], lib
-    for name in BUNDLE_FILES:
+    for name in here:
         assert manifest["files"][name]["sha256"] == sha256(bundle / name)
     checks = manifest["checks"]
     assert checks["weights.pt"] == checks["model.py"] == checks["model.ts"] == 0.0
@@ -252,10 +254,12 @@ def test_export_without_onnx_writes_every_other_file_and_says_so(searched, tmp_p
     assert got.returncode == 0, got.stdout + got.stderr
     assert "Traceback" not in got.stdout + got.stderr
     notes = [line for line in got.stdout.splitlines() if line.startswith("note: ")]
-    assert notes == ["note: model.onnx skipped: the onnx package is not installed; "
-                     "add it with: pip install onnx onnxruntime"]
-    assert sorted(p.name for p in out.iterdir()) == sorted([n for n in BUNDLE_FILES if n != "model.onnx"]
-                                                           + ["manifest.json"])
+    assert notes[0] == ("note: model.onnx skipped: the onnx package is not installed; "
+                        "add it with: pip install onnx onnxruntime")
+    assert sorted(notes[1:]) == sorted(f"note: {n} skipped: {next(f for f in FORMATS if f.file == n).unavailable()}"
+                                       for n in UNAVAILABLE)
+    assert sorted(p.name for p in out.iterdir()) == sorted([n for n in BUNDLE_FILES if n != "model.onnx"
+                                                            and n not in UNAVAILABLE] + ["manifest.json"])
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["complete"] is True and "model.onnx" in manifest["skipped"]
     assert manifest["checks"]["model.ts"] == 0.0 and manifest["checks"]["model.onnx"] is None

@@ -1,7 +1,7 @@
 """Export bundles: a trained network as files that describe and check themselves.
 
 A bundle folder holds ``spec.json``, ``weights.pt`` (a state_dict, loadable with
-``torch.load(..., weights_only=True)``), a file per format of formats.py (model.py,
+``torch.load(..., weights_only=True)``), a file per format of formats.py (such as model.py,
 model.ts, model.onnx), ``model.int8.onnx`` where there are images to calibrate it
 (int8.py), and ``manifest.json`` (metrics, seeds, recipe, library versions, data
 checksums, budget, sha256 of every file, the self-check's results).

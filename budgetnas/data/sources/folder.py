@@ -13,7 +13,7 @@ import numpy as np
 
 from ...config import DataConfig
 from ..arrays import GRAY_MODES, Arrays, SourceError, check, check_memory, pil
-from . import Source
+from . import Source, dataset_help
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
@@ -32,8 +32,7 @@ def _class_files(root: Path) -> dict[str, list[Path]]:
 def _layout(root: Path) -> dict[str, dict[str, list[Path]]]:
     """{'train': {class: files}, 'test': {...}} (test only with train/ and test/)."""
     if not root.is_dir():
-        raise SourceError(f"{root}: no such folder: pass a folder with one subfolder per class, an .npz file, "
-                          "mnist, fashion-mnist or torchvision:NAME")
+        raise SourceError(f"{root}: no such folder: pass {dataset_help()}")
     if (root / "train").is_dir() and (root / "test").is_dir():
         splits = {"train": _class_files(root / "train"), "test": _class_files(root / "test")}
     else:
