@@ -134,6 +134,20 @@ def test_rerun_resumes_the_same_study(searched, mnist_dir):
     assert [t.number for t in study.trials] == list(range(len(study.trials)))
 
 
+def test_a_study_resumes_in_the_space_it_was_made_with(tmp_path, mnist_dir, monkeypatch):
+    """A later version may search more choices (here: an optimizer added to the searched
+    ones); a study made before keeps sampling the space it stored, which Optuna requires
+    of a parameter's choices (it refuses 'dynamic value space')."""
+    from budgetnas.train import recipe
+    args = ["--budget", "3000", "--sampler", "random", "--seed", "5", "--pruner", "none"]
+    assert run([*args, "--trials", "4"], mnist_dir, tmp_path) == 0
+    monkeypatch.setitem(recipe.OPTIMIZERS, "adamw2", recipe.Optimizer(recipe.OPTIMIZERS["adamw"].make, lr=(1e-3, 1e-2)))
+    assert run([*args, "--trials", "8"], mnist_dir, tmp_path) == 0
+    study = optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path}/s.db")
+    assert schedule.trained_count(study) == 8
+    assert {t.params.get("optimizer") for t in study.trials} <= {"adamw", "sgd", None}
+
+
 def test_rerun_with_another_budget_is_refused(searched, mnist_dir, capsys):
     tmp, _, _ = searched
     assert run(["--budget", "9999", "--trials", "5"], mnist_dir, tmp) == 2

@@ -5,8 +5,8 @@ winner can be replayed); Optuna parameter names are a file format (stable).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..arch import POOL, ArchSpec, LayerKind, conv, param_count, separable, within
 from ..train.recipe import Recipe, searched_lr, searched_schedules
@@ -44,6 +44,19 @@ class Space:
     image_size: int = 28
     num_classes: int = 10
     hflip: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Space":
+        """The space a study stored (JSON: lists for tuples). Spaces stored by 0.1.0 name
+        the searched optimizers in ``optimizers`` and their ranges in ``lr_<name>``."""
+        d = dict(d)
+        if "lr" not in d:
+            optimizers = d.pop("optimizers", ("adamw", "sgd"))
+            d["lr"] = {o: d[f"lr_{o}"] for o in optimizers if f"lr_{o}" in d}
+        names = {f.name for f in fields(cls)}
+        frozen = lambda v: tuple(v) if isinstance(v, list) else {k: tuple(r) for k, r in v.items()} \
+            if isinstance(v, dict) else v
+        return cls(**{k: frozen(v) for k, v in d.items() if k in names})
 
 
 def space_for(in_channels: int, image_size: int, num_classes: int, hflip: bool = False) -> Space:

@@ -26,7 +26,7 @@ from ..train import Recipe
 from ..train.loop import Diverged, report_count, train
 from . import record
 from .schedule import TIME_MARGIN, expected_seconds, trial_seed
-from .settings import data_space
+from .settings import SETTINGS_ATTR, pinned_space
 
 if TYPE_CHECKING:
     from ..data.load import Data
@@ -93,7 +93,7 @@ class Objective:
         self.cfg, self.data, self.device, self.weights_dir = cfg, data, device, weights_dir
         self.on_event = on_event or (lambda e: None)
         self.progress = progress
-        self.space = space or data_space(data)
+        self.space = space  # None: the study's pinned space, read at the first trial
         self.after_report = after_report
         # optimize() sets it with --timeout: when (time.monotonic()) a trial must have ended
         self.deadline: Callable[[], float | None] = lambda: None
@@ -101,6 +101,8 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         t0 = time.perf_counter()
         cfg = self.cfg
+        if self.space is None:
+            self.space = pinned_space(trial.study.user_attrs.get(SETTINGS_ATTR), self.data)
         queued = record.read(trial)
         preset = queued.preset_spec
         spec = (ArchSpec.from_dict(preset) if preset else

@@ -34,6 +34,14 @@ def data_space(data: "Data") -> Space:
     return space_for(c, h, data.num_classes, data.hflip)
 
 
+def pinned_space(settings: dict | None, data: "Data") -> Space:
+    """The space a study searches: the one stored when it was made (so that a later version
+    searching more choices, an optimizer say, still resumes it: Optuna refuses a
+    parameter whose choices changed), else the space of its data."""
+    stored = (settings or {}).get("space")
+    return Space.from_dict(stored) if stored else data_space(data)
+
+
 def study_settings(cfg: SearchConfig, data: "Data | None" = None) -> dict[str, Any]:
     """The settings a study is pinned to. With ``data``: its identity (fingerprint,
     image count, shape, class names), normalisation and the space it implies."""

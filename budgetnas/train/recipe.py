@@ -50,6 +50,8 @@ class Schedule:
 
 
 def _onecycle(opt, recipe, total_steps: int):
+    """OneCycle also cycles the optimizer's momentum (SGD) or beta1 (Adam-like) between
+    0.85 and 0.95; an optimizer with neither cannot take it."""
     import torch
     # warm-up on 25% of the steps; on runs of a few steps at least 1.5 of them (OneCycleLR
     # divides by zero when the warm-up phase ends at step 0, e.g. 4 steps at 25%)
