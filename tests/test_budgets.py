@@ -98,7 +98,9 @@ def searched(mnist_dir, tmp_path_factory):
     args = ["search", "--budget", "10000", "--max-macs", "150k", "--max-ram", "9k", "--trials", "4",
             "--train-limit", "1000", "--val-size", "500", "--sampler", "random", "--seed", "1",
             "--data-dir", str(mnist_dir), "--study", "m", "--storage", f"sqlite:///{tmp}/s.db",
-            "--artifacts", str(tmp / "w"), "--no-progress"]
+            "--artifacts", str(tmp / "w"), "--no-progress", "--warm-start", "presets"]
+    # presets A and D fit the parameter budget but not the MAC budget: rejections by MACs
+    # happen whatever the sampler draws
     assert main(args) == 0
     return tmp, args, optuna.load_study(study_name="m", storage=f"sqlite:///{tmp}/s.db")
 
@@ -116,7 +118,8 @@ def test_a_search_trains_only_models_inside_every_budget(searched):
         assert t.system_attrs["constraints:ram_over_budget"] == a["ram"] - 9_000 <= 0
     rejected = [t for t in study.trials if t.user_attrs.get("rejected")]
     by = {k for t in rejected for k in t.user_attrs["rejected_by"]}
-    assert "macs" in by, "sampled candidates over 150k MACs are rejected"
+    assert "macs" in by, "candidates over 150k MACs are rejected"
+    assert {t.user_attrs.get("preset") for t in rejected} >= {"A", "D"}
     for t in rejected:
         a = t.user_attrs
         assert t.state == optuna.trial.TrialState.PRUNED and "val_acc" not in a and not t.intermediate_values
