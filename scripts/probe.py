@@ -32,6 +32,28 @@ VARIANTS = {  # name: (default, overrides)
     "plain-sgd+aug": ("PLAIN_SGD_TRIAL", AUG),
     "separable": ("SMALL_DEFAULT_TRIAL", {}),
     "separable+aug": ("SMALL_DEFAULT_TRIAL", AUG),
+    # issue 23: the residual and inverted-residual first trials
+    "res": ("RES_TRIAL", {}),
+    "res-g1.5": ("RES_TRIAL", {"growth": 1.5}),
+    "res-2": ("RES_TRIAL", {"growth": 1.5, "convs_per_stage": 2}),
+    "res-stride": ("RES_TRIAL", {"growth": 1.5, "downsample": "stride"}),
+    "res-adamw": ("RES_TRIAL", {"growth": 1.5, "optimizer": "adamw", "lr_adamw": 1e-2, "batch_size": 64}),
+    "res-b32": ("RES_TRIAL", {"growth": 1.5, "batch_size": 32}),
+    "res-b128": ("RES_TRIAL", {"growth": 1.5, "batch_size": 128}),
+    "res-lr0.15": ("RES_TRIAL", {"growth": 1.5, "lr_sgd": 0.15}),
+    "res-ls": ("RES_TRIAL", {"growth": 1.5, "label_smoothing": 0.1}),
+    "res-flip": ("RES_TRIAL", {"growth": 1.5, "hflip": True}),
+    "res-gap": ("RES_TRIAL", {"growth": 1.5, "head": "gap"}),
+    "res-g1": ("RES_TRIAL", {"growth": 1.0}),
+    "res-cos": ("RES_TRIAL", {"growth": 1.5, "schedule": "cosine"}),
+    "res-wd": ("RES_TRIAL", {"growth": 1.5, "weight_decay": 5e-4}),
+    "plain-sgd-b32": ("PLAIN_SGD_TRIAL", {"batch_size": 32}),
+    "mb": ("MBCONV_TRIAL", {}),
+    "mb-g1.5": ("MBCONV_TRIAL", {"growth": 1.5}),
+    "mb-1": ("MBCONV_TRIAL", {"growth": 1.5, "convs_per_stage": 1}),
+    "mb-se": ("MBCONV_TRIAL", {"growth": 1.5, "se": True}),
+    "mb-flat": ("MBCONV_TRIAL", {"growth": 1.5, "head": "flatten"}),
+    "mb-sgd": ("MBCONV_TRIAL", {"growth": 1.5, "optimizer": "sgd", "lr_sgd": 0.3}),
 }
 
 
@@ -45,6 +67,8 @@ def main() -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out")
+    ap.add_argument("--dataset", default="mnist")
+    ap.add_argument("--space", default="default", help="the named space the variants are made into")
     a = ap.parse_args()
     import optuna
     import torch
@@ -52,23 +76,25 @@ def main() -> int:
     from budgetnas.config import DataConfig
     from budgetnas.data.load import load_data
     from budgetnas.arch.build import build_model
+    from budgetnas.space.defaults import fill
     from budgetnas.train.loop import train
 
     torch.set_num_threads(a.threads)
     k, n = map(int, a.jobs.split("/"))
     pairs = [(v, s) for v in a.variants for s in a.seeds][k::n]
-    data = load_data(DataConfig()).to(a.device)
-    space = sp.Space()
+    data = load_data(DataConfig(dataset=a.dataset)).to(a.device)
+    c, h, _ = data.shape
+    space = sp.for_data(a.space, c, h, data.num_classes, data.hflip)
     for variant, seed in pairs:
         base, over = VARIANTS[variant]
-        params = {**getattr(sp, base), **over}
+        params = fill({**getattr(sp, base), **over}, space, a.budget, None, None, a.epochs)
         trial = optuna.trial.FixedTrial(params)
         spec = sp.sample_spec(trial, space, a.budget)
         recipe = sp.sample_recipe(trial, space, a.epochs)
         torch.manual_seed(seed)
         t0 = time.perf_counter()
         r = train(build_model(spec), data, recipe, device=a.device, seed=seed)
-        row = {"variant": variant, "seed": seed, "epochs": a.epochs, "budget": a.budget,
+        row = {"variant": variant, "dataset": a.dataset, "arch": arch.summary(spec.to_dict()), "seed": seed, "epochs": a.epochs, "budget": a.budget,
                "params": arch.param_count(spec), "val_acc": r.val_acc, "test_acc": r.test_acc,
                "seconds": round(time.perf_counter() - t0, 1)}
         print(json.dumps(row), flush=True)

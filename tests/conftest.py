@@ -52,7 +52,7 @@ def real_study(mnist_dir, tmp_path_factory):
     d = tmp_path_factory.mktemp("study")
     url = f"sqlite:///{d}/s.db"
     rc = main(["search", "--budget", "5000", "--trials", "3", "--train-limit", "1000", "--val-size", "500",
-               "--data-dir", str(mnist_dir), "--study", "t", "--storage", url, "--no-progress"])
+               "--data-dir", str(mnist_dir), "--study", "t", "--storage", url, "--no-progress", "--space", "plain"])
     assert rc == 0
     return "t", url
 

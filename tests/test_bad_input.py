@@ -149,7 +149,7 @@ CASES = [
                               "--out", "{root}/x"), {}, "has no trial 7"),
     # train
     ("train-malformed-spec", ("train", "{root}/bad.json", "--epochs", "1", *DATA), {}, "spec is not valid JSON"),
-    ("train-unknown-layer", ("train", "{root}/odd.json", "--epochs", "1", *DATA), {}, "kind must be one of 'conv', 'pool'"),
+    ("train-unknown-layer", ("train", "{root}/odd.json", "--epochs", "1", *DATA), {}, "kind must be one of 'avgpool', 'conv', 'mbconv', 'pool', 'res'"),
     ("train-spec-over-budget", ("train", "--preset", "E", "--budget", "25000", "--epochs", "1", *DATA), {},
      "the spec has 421,642 parameters, over --budget 25,000"),
     ("train-epochs-zero", ("train", "--preset", "A", "--epochs", "0", *DATA), {}, "--epochs must be at least 1"),

@@ -7,8 +7,6 @@ import argparse
 
 import optuna
 import pytest
-import torch
-from torch import nn
 
 from budgetnas.cli import main
 from budgetnas.config import size_int
@@ -16,34 +14,14 @@ from budgetnas.arch.build import build_model
 from budgetnas.space.presets import PRESETS
 from budgetnas.arch import ArchSpec, activation_table, macs, param_count, peak_ram
 from budgetnas.space import Space, budget_use_summary, sample_spec, smallest_ram
+from ram import traced_peak
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def measured_peak(spec: ArchSpec) -> int:
-    """Peak bytes of an int8 inference measured on the built model with forward hooks:
-    at each conv, max pool, global average pool and linear layer, the elements of the
-    tensor that goes in plus the one that comes out (1 byte each); the largest sum."""
-    net = build_model(spec).eval()
-    sums: list[int] = []
-    fc_inputs: list[int] = []
-
-    def hook(module, inputs, output):
-        sums.append(inputs[0].numel() + output.numel())
-        if isinstance(module, nn.Linear):
-            fc_inputs.append(inputs[0].numel())
-
-    def head_hook(module, inputs, output):
-        if module.pool == "gap":  # the pooled vector: what the first linear gets (or the logits)
-            sums.append(inputs[0].numel() + (fc_inputs[0] if fc_inputs else output.numel()))
-
-    for m in net.modules():
-        if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.Linear)):
-            m.register_forward_hook(hook)
-    net.head.register_forward_hook(head_hook)
-    with torch.inference_mode():
-        net(torch.zeros(1, spec.in_channels, spec.image_size, spec.image_size))
-    return max(sums)
+    """Peak bytes of an int8 inference measured on the built model (tests/ram.py)."""
+    return traced_peak(build_model(spec), (spec.in_channels, spec.image_size, spec.image_size))
 
 
 def test_peak_ram_equals_the_measured_feature_maps_of_presets_and_150_sampled_specs():

@@ -89,8 +89,40 @@ def test_first_reruns_go_first_and_a_timeout_keeps_a_third_for_them_at_most():
     assert rerun_reserve(trials, SearchConfig(budget=9000, timeout=1000, reruns=0), 2) == 0
 
 
-def test_pruner_auto_is_median_for_one_epoch_and_hyperband_across_epochs():
-    assert isinstance(make_pruner("auto", 1, 4), optuna.pruners.MedianPruner)
+def test_the_margin_pruner_stops_a_trial_far_behind_the_best_early_and_behind_the_median_late():
+    """Margins 5 and 3 pp at reports 1 and 2 of 4, against the best any finished trial had
+    at that report; from report 3 the median rule; nothing before 5 trials completed."""
+    study = optuna.create_study(direction="maximize", pruner=make_pruner("margin", 1, 4))
+
+    def add(curve):
+        study.add_trial(optuna.trial.create_trial(value=curve[-1], intermediate_values=dict(enumerate(curve, 1))))
+
+    def pruned(curve) -> bool:
+        trial = study.ask()
+        for step, acc in enumerate(curve, 1):
+            trial.report(acc, step)
+        decision = trial.should_prune()
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        return decision
+
+    for curve in ([0.80, 0.85, 0.88, 0.90], [0.70, 0.80, 0.86, 0.89], [0.75, 0.82, 0.87, 0.88],
+                  [0.78, 0.84, 0.875, 0.885]):
+        add(curve)
+    assert not pruned([0.10])  # 4 completed: no decisions yet
+    add([0.82, 0.86, 0.89, 0.91])  # the best at reports 1 and 2
+    assert pruned([0.769]) and not pruned([0.771])  # 0.82 - 5 pp
+    assert pruned([0.80, 0.829]) and not pruned([0.80, 0.831])  # 0.86 - 3 pp
+    # report 3: the median of the others' (0.875 of 0.86, 0.87, 0.875, 0.88, 0.89 and the
+    # pruned ones' reports 3), not the best minus a margin
+    assert pruned([0.80, 0.85, 0.86]) and not pruned([0.80, 0.85, 0.885])
+    # a pruned trial's reports count as well: one was the best at report 1 once
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED, intermediate_values={1: 0.95}))
+    assert pruned([0.89])
+
+
+def test_pruner_auto_is_margin_for_one_epoch_and_hyperband_across_epochs():
+    from budgetnas.study.create import MarginPruner
+    assert isinstance(make_pruner("auto", 1, 4), MarginPruner)
     hb = make_pruner("auto", 15, 4)
     assert isinstance(hb, optuna.pruners.HyperbandPruner)
     assert (hb._min_resource, hb._max_resource, hb._reduction_factor) == (4, 60, 3)  # rungs at 1, 3, 9 epochs
@@ -99,7 +131,7 @@ def test_pruner_auto_is_median_for_one_epoch_and_hyperband_across_epochs():
 @pytest.mark.slow
 def test_a_search_reruns_its_best_candidates_and_ranks_them_by_the_mean(tmp_path, mnist_dir, capsys):
     url = f"sqlite:///{tmp_path}/s.db"
-    cmd = ["search", "--budget", "5000", "--trials", "3", "--train-limit", "600", "--val-size", "500",
+    cmd = ["search", "--budget", "5000", "--trials", "3", "--space", "plain", "--train-limit", "600", "--val-size", "500",
            "--data-dir", str(mnist_dir), "--storage", url, "--study", "c", "--confirm-top", "2", "--reruns", "1",
            "--no-progress"]
     assert main(cmd) == 0

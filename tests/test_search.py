@@ -14,7 +14,7 @@ from budgetnas.config import DataConfig, SearchConfig, default_storage_url
 from budgetnas.arch.build import build_model
 from budgetnas.space.presets import PRESETS
 from budgetnas.arch import ArchSpec, param_count
-from budgetnas.space import SMALL_DEFAULT_TRIAL, default_trials
+from budgetnas.space import SMALL_DEFAULT_TRIAL, default_trials, named_space
 from budgetnas.study.storage import open_storage
 from budgetnas.study.urls import redact
 
@@ -93,24 +93,34 @@ def test_a_new_study_starts_from_the_default_candidates(searched):
     """The defaults that fit come first at a small budget: the two-conv one cannot fit
     1,500 params, so it is not queued at all (not even to be rejected); the small-net
     one (separable convs) and the plain SGD one are trained."""
-    from budgetnas.space import DEFAULT_TRIAL, MULTI_EPOCH_TRIAL, PLAIN_SGD_TRIAL, SMALL_DEFAULT_TRIAL, default_trials
+    from budgetnas.space import (DEFAULT_TRIAL, MULTI_EPOCH_TRIAL, PLAIN_SGD_TRIAL, SMALL_DEFAULT_TRIAL,
+                                 default_trials, named_space)
 
     _, study, _ = searched
     first, second = study.trials[:2]
     assert not any(t.params.items() >= {"convs_per_stage": 2, "stages": 3, "fill": 0.95}.items()
                    and t.user_attrs.get("default_trial") for t in study.trials)
-    assert first.params == SMALL_DEFAULT_TRIAL and first.user_attrs["default_trial"]
+    assert default_trials(1_500) == [first.params, second.params]  # the default space's, made into its parameters
+    assert first.params["block"] == "separable" and first.user_attrs["default_trial"]
+    assert {k: v for k, v in first.params.items() if k != "block"} == \
+        {k: v for k, v in SMALL_DEFAULT_TRIAL.items() if k != "separable"}
     assert "val_acc" in first.user_attrs and first.user_attrs["params"] <= 1500
     assert any(l.get("groups", 1) > 1 for l in first.user_attrs["spec"]["layers"])
-    assert second.params == PLAIN_SGD_TRIAL and second.user_attrs["default_trial"] and "val_acc" in second.user_attrs
+    assert second.params["block"] == "conv" and second.user_attrs["default_trial"] and "val_acc" in second.user_attrs
     assert second.user_attrs["recipe"]["optimizer"] == "sgd" and second.user_attrs["recipe"]["lr"] == 0.3
     assert not study.trials[2].user_attrs.get("default_trial")
-    assert default_trials(25_000) == [DEFAULT_TRIAL, PLAIN_SGD_TRIAL]
-    assert default_trials(5_000) == [DEFAULT_TRIAL, SMALL_DEFAULT_TRIAL, PLAIN_SGD_TRIAL]
-    assert default_trials(1_500) == [SMALL_DEFAULT_TRIAL, PLAIN_SGD_TRIAL]
+    # the plain space starts from the first trials of the versions before blocks existed
+    plain = named_space("plain")
+    assert default_trials(25_000, plain) == [DEFAULT_TRIAL, PLAIN_SGD_TRIAL]
+    assert default_trials(5_000, plain) == [DEFAULT_TRIAL, SMALL_DEFAULT_TRIAL, PLAIN_SGD_TRIAL]
+    assert default_trials(1_500, plain) == [SMALL_DEFAULT_TRIAL, PLAIN_SGD_TRIAL]
     # more than one epoch: the augmented two-conv default goes first (where it fits)
-    assert default_trials(25_000, epochs=15) == [MULTI_EPOCH_TRIAL, DEFAULT_TRIAL, PLAIN_SGD_TRIAL]
-    assert default_trials(1_500, epochs=15) == [SMALL_DEFAULT_TRIAL, PLAIN_SGD_TRIAL]
+    assert default_trials(25_000, plain, epochs=15) == [MULTI_EPOCH_TRIAL, DEFAULT_TRIAL, PLAIN_SGD_TRIAL]
+    assert default_trials(1_500, plain, epochs=15) == [SMALL_DEFAULT_TRIAL, PLAIN_SGD_TRIAL]
+    # the default space adds a residual and an inverted-residual net where they fit
+    assert [t["block"] for t in default_trials(25_000)] == ["conv", "conv", "res", "mbconv"]
+    assert [t["block"] for t in default_trials(5_000, epochs=15)] == ["conv", "conv", "separable", "conv", "res",
+                                                                       "mbconv"]
 
 
 def test_leaderboard_is_readable_from_the_storage(searched, capsys):
@@ -179,15 +189,16 @@ def tiny(mnist_dir):
 
 
 BUDGET = 5000
-DEFAULTS = len(default_trials(BUDGET))  # a new study's default trials, enqueued before any other
+DEFAULTS = len(default_trials(BUDGET, named_space("plain")))  # queued by a new plain-space study before any other
 
 
 def enqueued_study(tmp_path, tiny, pruner: str, queue: list[dict]):
-    """A real SQLite study at budget 5,000 (its default trials first, then ``queue``),
+    """A real SQLite study of the plain space (the parameters ``queue`` names) at budget
+    5,000 (its default trials first, then ``queue``),
     searched in this process until every one has run. Returns the study as stored, with
     the search's pruner, and the events the objective reported."""
     dcfg, data = tiny
-    cfg = SearchConfig(budget=BUDGET, trials=DEFAULTS + len(queue), study="p", pruner=pruner, data=dcfg)
+    cfg = SearchConfig(budget=BUDGET, trials=DEFAULTS + len(queue), study="p", pruner=pruner, data=dcfg, space="plain")
     url = f"sqlite:///{tmp_path}/p.db"
     events: list[objective.TrialEvent] = []
     optuna.logging.set_verbosity(optuna.logging.ERROR)

@@ -8,8 +8,8 @@ from hypothesis import given, settings, strategies as st
 from budgetnas.config import ConfigError
 from budgetnas.arch.build import build_model
 from budgetnas.space.presets import PRESETS
-from budgetnas.arch import ArchSpec, POOL, conv, macs, param_count, validate
-from budgetnas.space import Space, budget_use_summary, sample_recipe, sample_spec, smallest_params
+from budgetnas.arch import ArchSpec, POOL, conv, macs, param_count, peak_ram, validate, walk
+from budgetnas.space import Space, budget_use_summary, named_space, sample_recipe, sample_spec, smallest_params
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -125,25 +125,36 @@ PROPERTY = settings(deadline=None, derandomize=True, database=None)
 @st.composite
 def specs(draw) -> ArchSpec:
     """A valid spec of any shape build_model takes: convs of kernel 1/3/5 with any legal
-    padding, groups (depthwise too), with or without bias/BN/ReLU/dropout; pools; a GAP or
+    padding, stride 1 or 2, groups (depthwise too), with or without bias/BN/ReLU/dropout;
+    max and average pools; residual blocks (stride 1/2, same or other width); inverted
+    residuals (expand 1-6, kernel 3/5/7, stride 1/2, squeeze-excite or not); a GAP or
     flatten head with 0-2 hidden layers, or no linear layer at all; 1 or 3 input
     channels, image sides 6-32, 2-12 classes."""
-    from budgetnas.arch import Conv
+    from budgetnas.arch import AvgPool, Conv, MBConv, Residual
     in_channels, side = draw(st.sampled_from([1, 3])), draw(st.integers(6, 32))
     classes = draw(st.integers(2, 12))
     c, s, layers = in_channels, side, []
     for i in range(draw(st.integers(1, 6))):
-        if i and s >= 2 and draw(st.booleans()) and draw(st.booleans()):
-            layers.append(POOL)
+        what = draw(st.sampled_from(["conv", "conv", "pool", "res", "mbconv"]) if i else st.just("conv"))
+        if what == "pool" and s >= 2:
+            layers.append(draw(st.sampled_from([POOL, AvgPool()])))
             s //= 2
+            continue
+        if what in ("res", "mbconv"):
+            stride, out = draw(st.sampled_from([1, 2])), draw(st.sampled_from([c, draw(st.integers(1, 12))]))
+            layers.append(Residual(out, stride, draw(st.sampled_from([0.0, 0.1]))) if what == "res" else
+                          MBConv(out, draw(st.integers(1, 6)), draw(st.sampled_from([3, 5, 7])), stride,
+                                 draw(st.booleans()), draw(st.sampled_from([0.0, 0.1]))))
+            c, s = out, (s - 1) // stride + 1
             continue
         kernel = draw(st.sampled_from([k for k in (1, 3, 5) if k <= s + 2 * (k // 2)]))
         padding = draw(st.integers(max(0, (kernel - s + 1) // 2), kernel // 2))  # the output keeps >= 1 pixel
         groups = draw(st.sampled_from([g for g in range(1, c + 1) if c % g == 0]))
         out = groups * draw(st.integers(1, max(1, 12 // groups)))
+        stride = draw(st.sampled_from([1, 2]))
         layers.append(Conv(out, kernel, padding, draw(st.booleans()), draw(st.booleans()),
-                           draw(st.booleans()), draw(st.sampled_from([0.0, 0.1])), groups))
-        c, s = out, s + 2 * padding - kernel + 1
+                           draw(st.booleans()), draw(st.sampled_from([0.0, 0.1])), groups, stride))
+        c, s = out, (s + 2 * padding - kernel) // stride + 1
     linear = draw(st.booleans())
     if not linear:  # the logits are the pooled map of a last conv with one channel per class
         layers.append(conv(classes, 1))
@@ -187,11 +198,19 @@ def test_drawn_spec_json_round_trip_is_exact(spec):
     assert ArchSpec.from_dict(json.loads(text)) == spec
 
 
-@settings(PROPERTY, max_examples=80)
+@settings(PROPERTY, max_examples=120)
 @given(specs())
 def test_drawn_spec_counts_match_the_built_model(spec):
+    """Parameters, MACs and peak int8 RAM (the whole model's, and each layer's on its own
+    module, skip tensors included: tests/ram.py) against the built model."""
+    from ram import traced_peak
     assert param_count(spec) == torch_count(spec)
     assert macs(spec) == hooked_macs(spec)
+    assert peak_ram(spec) == traced_peak(build_model(spec), (spec.in_channels, spec.image_size, spec.image_size))
+    model = build_model(spec)
+    for i, (layer, cin, s_in, cout, s_out) in enumerate(walk(spec)):
+        if layer.kind in ("res", "mbconv"):
+            assert layer.live_bytes(cin, s_in, cout, s_out) == traced_peak(model.features[i], (cin, s_in, s_in)), layer
 
 
 # --- the commands: presets and space ---------------------------------------------------------------
@@ -215,14 +234,14 @@ def test_space_command_counts_what_it_samples(capsys):
     budget, n, seed = 5000, 300, 3
     assert main(["space", "--budget", str(budget), "--samples", str(n), "--seed", str(seed)]) == 0
     out = capsys.readouterr().out
-    m = re.match(r"budget 5,000: (\d+)/(\d+) sampled candidates within budget \(([\d.]+)%\)", out)
+    m = re.search(r"^budget 5,000: (\d+)/(\d+) sampled candidates within budget \(([\d.]+)%\)", out, re.M)
     within, total, share = int(m[1]), int(m[2]), float(m[3])
     # the same draws, counted here: the random sampler with that seed, one spec per trial
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     drawn = []
     for _ in range(n):
         trial = study.ask()
-        drawn.append(sample_spec(trial, Space(), budget))
+        drawn.append(sample_spec(trial, named_space("default"), budget))  # the space it samples unless told
         study.tell(trial, 0.0)
     inside = [param_count(spec) for spec in drawn if param_count(spec) <= budget]
     assert all(torch_count(spec) <= budget for spec in drawn if param_count(spec) <= budget)  # built: within
@@ -232,3 +251,20 @@ def test_space_command_counts_what_it_samples(capsys):
     assert (s["within"], s["n"]) == (within, total)
     hist = [int(m[1]) for m in re.finditer(r"^ +\d+- *\d+% +(\d+)", out, re.M)]
     assert hist == s["histogram"] == [sum(1 for p in inside if min(9, int(10 * p / budget)) == b) for b in range(10)]
+
+
+@pytest.mark.parametrize("side", [1, 2, 5])
+def test_every_block_variant_counts_its_live_tensors(side):
+    """Each residual and inverted-residual variant on its own (every step of it may be the
+    peak: the squeeze-excite one on the smallest maps), against the traced module."""
+    from ram import traced_peak
+    from budgetnas.arch import MBConv, Residual
+    blocks = [Residual(out, stride) for out in (8, 12) for stride in (1, 2)]
+    blocks += [MBConv(out, t, k, stride, se) for out in (8, 12) for t in (1, 3) for k in (3, 7) for stride in (1, 2)
+               for se in (False, True)]
+    for block in blocks:
+        spec = ArchSpec((conv(8), block), head="gap", image_size=side)
+        (_, cin, s_in, cout, s_out), = list(walk(spec))[1:]
+        module = build_model(spec).features[1]
+        assert block.live_bytes(cin, s_in, cout, s_out) == traced_peak(module, (cin, s_in, s_in)), block
+        assert param_count(spec) == torch_count(spec) and macs(spec) == hooked_macs(spec), block

@@ -123,7 +123,8 @@ def test_a_rerun_that_does_not_fit_leaves_the_others_their_time(mnist_dir, tmp_p
     unused when the first re-run that did not fit ended the phase). The study is a copy
     of a 3-trial search in which rank 1 is said to have taken 10,000 s."""
     url = f"sqlite:///{tmp_path}/s.db"
-    assert run(["--budget", "3000", "--trials", "3", "--reruns", "0"], mnist_dir, tmp_path, study="src") == 0
+    assert run(["--budget", "3000", "--trials", "3", "--reruns", "0", "--space", "plain"], mnist_dir, tmp_path,
+               study="src") == 0
     src = optuna.load_study(study_name="src", storage=url)
     best = schedule.top_candidates(src.trials, 1)[0]
     copy = optuna.create_study(study_name="t", storage=url, direction="maximize")

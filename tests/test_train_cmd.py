@@ -75,7 +75,7 @@ BAD_SPECS = {
     "not json": ("{layers: [", "not valid JSON"),
     "no layers": ('{"head": "gap"}', "'layers' list"),
     "unknown field": ('{"layers": [{"kind": "conv", "out": 8, "width": 3}]}', "malformed spec"),
-    "bad kind": ('{"layers": [{"kind": "conv", "out": 8}, {"kind": "dense", "out": 8}]}', "kind must be one of 'conv', 'pool'"),
+    "bad kind": ('{"layers": [{"kind": "conv", "out": 8}, {"kind": "dense", "out": 8}]}', "kind must be one of 'avgpool', 'conv', 'mbconv', 'pool', 'res'"),
     "no conv": ('{"layers": [{"kind": "pool"}]}', "at least one conv"),
     "too many pools": ('{"layers": [{"kind": "conv", "out": 4}' + ', {"kind": "pool"}' * 6 + "]}", "to nothing"),
 }

@@ -17,7 +17,8 @@ from budgetnas.study.storage import open_storage
 from procs import held, with_hold
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = ["--train-limit", "1000", "--val-size", "500", "--budget", "5000", "--device", "cpu", "--no-progress"]
+TINY = ["--train-limit", "1000", "--val-size", "500", "--budget", "5000", "--device", "cpu", "--no-progress",
+        "--space", "plain"]  # 3 first trials
 
 
 def _load(url: str, name: str) -> optuna.Study:

@@ -75,15 +75,16 @@ class ArchSpec:
 
 
 def conv(out: int, kernel: int = 3, padding: int | None = None, *, bias: bool = False, bn: bool = True,
-         act: bool = True, dropout: float = 0.0, groups: int = 1) -> Conv:
+         act: bool = True, dropout: float = 0.0, groups: int = 1, stride: int = 1) -> Conv:
     """A conv layer; padding defaults to 'same' (kernel // 2)."""
-    return Conv(out, kernel, kernel // 2 if padding is None else padding, bias, bn, act, dropout, groups)
+    return Conv(out, kernel, kernel // 2 if padding is None else padding, bias, bn, act, dropout, groups, stride)
 
 
-def separable(cin: int, out: int, dropout: float = 0.0) -> list[Conv]:
-    """A 3x3 separable conv: depthwise 3x3 (no BN, no ReLU), then 1x1 cin -> out with BN
-    and ReLU: 9*cin + cin*out + 2*out params against 9*cin*out + 2*out for a full 3x3."""
-    return [conv(cin, groups=cin, bn=False, act=False), conv(out, 1, dropout=dropout)]
+def separable(cin: int, out: int, dropout: float = 0.0, stride: int = 1) -> list[Conv]:
+    """A 3x3 separable conv: depthwise 3x3 (no BN, no ReLU; stride 2 halves the side), then
+    1x1 cin -> out with BN and ReLU: 9*cin + cin*out + 2*out params against 9*cin*out + 2*out
+    for a full 3x3."""
+    return [conv(cin, groups=cin, bn=False, act=False, stride=stride), conv(out, 1, dropout=dropout)]
 
 
 # --- shapes and counts ----------------------------------------------------------------------
@@ -224,8 +225,9 @@ def within(spec: ArchSpec, budget: float, max_macs: float | None = None, max_ram
 
 def summary(spec: dict | None) -> str:
     """A short architecture string from a spec's JSON: each layer's token ('16' a 3x3 conv,
-    '16:1' a 1x1, 'dw' a depthwise conv, 's16' a separable one (depthwise then 1x1), 'P' a
-    2x2 max pool...), then the head, e.g. '8 8 P 16 16 P 32 | gap fc64', '8 P s16 P s24 | flat'.
+    '16:1' a 1x1, '16/2' stride 2, 'dw' a depthwise conv, 's16' a separable one (depthwise
+    then 1x1), 'P' a 2x2 max pool, 'A' an average pool, 'r16' a residual block, 'm16x4se' an
+    inverted residual of expand ratio 4 with squeeze-excite ('m16:5x4' kernel 5)), then the head, e.g. '8 8 P 16 16 P 32 | gap fc64', '8 P s16 P s24 | flat'.
     '-' for no spec; a layer of an unknown kind shows as '?'."""
     if not spec:
         return "-"
@@ -235,8 +237,8 @@ def summary(spec: dict | None) -> str:
             token = layer_from_dict(d, i).token()
         except ConfigError:
             token = "?"
-        if tokens and tokens[-1] == "dw" and token.endswith(":1") and token[:-2].isdigit():
-            tokens[-1] = f"s{token[:-2]}"  # the 1x1 half of a separable conv
+        if tokens and tokens[-1] in ("dw", "dw/2") and token.endswith(":1") and token[:-2].isdigit():
+            tokens[-1] = f"s{token[:-2]}{tokens[-1][2:]}"  # the 1x1 half of a separable conv
         else:
             tokens.append(token)
     if not spec.get("linear", True):

@@ -36,9 +36,10 @@ def search_config(args: argparse.Namespace) -> SearchConfig:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from ..space import Space, check_floors
+    from ..space import check_floors, for_data
     cfg = search_config(args)
-    check_floors(Space(), cfg.budget, cfg.max_macs, cfg.max_ram)  # the data's own space is checked once loaded
+    # a bad space file fails here, before any storage is touched; the data's own space is checked once loaded
+    check_floors(for_data(cfg.space, 1, 28, 10), cfg.budget, cfg.max_macs, cfg.max_ram)
     url = storage_url(cfg.storage, cfg.study, cfg.workers)
     if args.create_only:
         return create_study_only(cfg, url)
@@ -91,20 +92,23 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_space(args: argparse.Namespace) -> int:
-    from ..space import Space, budget_use_summary, check_floors
+    from ..space import budget_use_summary, check_floors, for_data, label, space_lines
     from ..study.create import quiet_optuna
     if args.samples < 1:
         raise ConfigError("--samples must be at least 1")
     quiet_optuna()  # the sampling study's own log lines are not the user's business
     cfg = SearchConfig(**config_kwargs(SearchConfig, args, "space"))
-    space = Space()
+    space = for_data(cfg.space, 1, 28, 10)
     if args.dataset:
         from ..data.load import load_data
         from ..study.settings import data_space
         data = load_data(DataConfig(**config_kwargs(DataConfig, args, "space"), val_size=None))
-        space = data_space(data)
+        space = data_space(data, cfg.space)
         print(f"input {space.in_channels}x{space.image_size}x{space.image_size}, {space.num_classes} classes, "
               f"{space.stages[0]}-{space.stages[1]} stages" + (", flips searched" if space.hflip else ""))
+    print(f"space {label(cfg.space)}:")
+    for line in space_lines(space):
+        print(f"  {line}")
     check_floors(space, cfg.budget, cfg.max_macs, cfg.max_ram)
     s = budget_use_summary(cfg.budget, args.samples, cfg.seed, space, max_macs=cfg.max_macs, max_ram=cfg.max_ram)
     limits = ", ".join([f"budget {s['budget']:,}"] + [f"{name} {limit:,}" for name, limit in

@@ -19,7 +19,7 @@ from . import env
 from .errors import ConfigError
 
 JOURNAL_PREFIX = "journal:"
-PRUNERS = ("auto", "median", "hyperband", "none")
+PRUNERS = ("auto", "margin", "median", "hyperband", "none")
 SAMPLERS = ("tpe", "random")
 DEVICES = ("auto", "cpu", "cuda")
 SUBSET_METHODS = ("random", "kmeans")
@@ -184,7 +184,8 @@ class SearchConfig:
     seed: int = flag(0, "sampler seed; trial seeds derive from it", commands=("search", "space"), type=int,
                      store="stored", report=True)
     sampler: str = flag("tpe", "the Optuna sampler", choices=SAMPLERS, store="stored", report=True)
-    pruner: str = flag("auto", "median for 1 epoch and hyperband across epochs for more (auto), or as named",
+    pruner: str = flag("auto", "margin (behind the best by a shrinking margin) for 1 epoch and hyperband across "
+                               "epochs for more (auto), or as named",
                        choices=PRUNERS, store="stored", report=True)
     eval_points: int = flag(4, "validation reports per epoch", type=int, store="pinned", report=True)
     confirm_top: int | None = flag(None, "re-run the K best candidates with new seeds before naming a winner "
@@ -196,6 +197,9 @@ class SearchConfig:
                                commands=("search", "worker"), type=int, show_default=False)
     device: str = flag("auto", "where trials train: auto (CUDA where visible), cpu or cuda",
                        commands=("search", "worker"), choices=DEVICES)
+    space: Any = flag(None, "the search space: plain, resnet, mobile, default, or a TOML file (see README, "
+                            "'Search spaces'; default: default; a rerun: the study's)", commands=("search", "space"),
+                      show_default=False)
     warm_start: str | None = flag(None, "enqueue the seed models that fit the budget first", choices=("presets",),
                                   show_default=False)
 

@@ -97,6 +97,7 @@ def export_trial(study, url: str, out: str | Path | None, trial: int | None = No
         "budget": r.budget, "max_macs": r.max_macs, "max_ram": r.max_ram,
         "seconds": r.seconds, "history": r.history,
         "seeds": {"trial": r.seed, "sampler": settings.get("seed"), "split": settings.get("split_seed")},
+        "space": {"name": settings.get("space_label", "plain"), "ranges": settings.get("space")},
         "recipe": r.recipe, "runs": runs_record(trials, chosen.number),
         "data": data_record(settings.get("dataset", "mnist"), settings, val_size=settings.get("val_size"),
                             split_seed=settings.get("split_seed"), train_limit=settings.get("train_limit"),

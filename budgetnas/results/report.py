@@ -82,7 +82,7 @@ def _shown() -> tuple[str, ...]:
     data = [f.name for f, fl in flags(DataConfig) if fl.report]
     names = [f.name for f in dataclasses.fields(SearchConfig)
              if f.name == "data" or ("flag" in f.metadata and f.metadata["flag"].report)]
-    return (*(n for name in names for n in (data if name == "data" else [name])),
+    return ("space_label", *(n for name in names for n in (data if name == "data" else [name])),
             "fingerprint", "images", "shape", "test_from")
 
 
@@ -91,15 +91,22 @@ SHOWN = _shown()
 
 def _settings_html(settings: dict, counts: dict[str, int], storage_label: str, study_name: str) -> str:
     keys = SHOWN
-    items = [f"<b>{k}</b> {html.escape(str(settings[k]))}" for k in keys if settings.get(k) is not None]
+    items = [f"<b>{'space' if k == 'space_label' else k}</b> {html.escape(str(settings[k]))}" for k in keys
+             if settings.get(k) is not None]
     if settings.get("shape"):
         items[items.index(f"<b>shape</b> {html.escape(str(settings['shape']))}")] = \
             f"<b>input</b> {'x'.join(map(str, settings['shape']))}"
     if settings.get("classes"):
         items.append(f"<b>classes</b> {html.escape(', '.join(map(str, settings['classes'])))}")
     count_text = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no trials"
+    space = ""
+    if settings.get("space"):
+        from ..space import Space, space_lines
+        lines = space_lines(Space.from_dict(settings["space"]))
+        space = (f"<details><summary>search space {html.escape(str(settings.get('space_label', 'plain')))}</summary>"
+                 f"<pre>{html.escape(chr(10).join(lines))}</pre></details>")
     return (f"<p>Study <b>{html.escape(study_name)}</b> in <code>{html.escape(storage_label)}</code>; "
-            f"{count_text}.</p><p class=muted>{' &middot; '.join(items)}</p>")
+            f"{count_text}.</p><p class=muted>{' &middot; '.join(items)}</p>{space}")
 
 
 def render(study, storage_label: str = "", cost: str = "params") -> str:

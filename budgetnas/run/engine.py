@@ -63,7 +63,7 @@ def load_checked(cfg: SearchConfig) -> "Data":
     the smallest network its space can build refused."""
     from ..data.load import load_data
     data = load_data(cfg.data)
-    check_floors(data_space(data), cfg.budget, cfg.max_macs, cfg.max_ram, for_data=True)
+    check_floors(data_space(data, cfg.space), cfg.budget, cfg.max_macs, cfg.max_ram, for_data=True)
     return data
 
 

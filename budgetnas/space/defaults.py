@@ -8,6 +8,7 @@ from typing import Any
 from ..arch import over_budgets
 from ..train.recipe import DEFAULT_RECIPE
 from .family import Space, sample_spec
+from .named import named_space
 
 # Three stages of two 3x3 convs growing 1.5x in width, a flatten head, AdamW with
 # OneCycle at the default recipe's lr, batch and weight decay.
@@ -31,19 +32,75 @@ PLAIN_SGD_TRIAL.pop("lr_adamw")
 MULTI_EPOCH_TRIAL = {**DEFAULT_TRIAL, "lr_adamw": 1e-2, "augment": True, "rotate": 7.0, "translate": 0.05}
 
 
+# A residual net: the stem, one basic block per further stage growing 1.5x (a max pool
+# between), flatten, the quick SGD recipe at half its peak lr; and an inverted-residual
+# net: the stem and a block, then two blocks per stage (kernel 3, expand 4, no SE), GAP,
+# the quick SGD recipe. Chosen on Fashion-MNIST, MNIST and a
+# color set: docs/RESULTS.md ("Search spaces").
+RES_TRIAL = {**PLAIN_SGD_TRIAL, "block": "res", "downsample": "max", "lr_sgd": 0.15}
+MBCONV_TRIAL = {**PLAIN_SGD_TRIAL, "block": "mbconv", "convs_per_stage": 2, "head": "gap", "downsample": "max",
+                "kernel": 3, "expand": 4, "se": False}
+# each block kind's first trials, best first (those of the kinds a space offers are queued)
+BY_BLOCK = {"conv": ("DEFAULT", "PLAIN_SGD"), "separable": ("SMALL",), "res": ("RES",), "mbconv": ("MBCONV",)}
+TRIALS = {"MULTI_EPOCH": MULTI_EPOCH_TRIAL, "DEFAULT": DEFAULT_TRIAL, "SMALL": SMALL_DEFAULT_TRIAL,
+          "PLAIN_SGD": PLAIN_SGD_TRIAL, "RES": RES_TRIAL, "MBCONV": MBCONV_TRIAL}
+
+
+class Filled:
+    """A trial that answers each suggestion with a default's value where the space offers
+    it, else the space's first choice (a range: the value clipped into it), and records
+    the answers: a default made into exactly the parameters a space samples."""
+
+    def __init__(self, params: dict[str, Any]):
+        self.params, self.used = params, {}
+
+    def _answer(self, name: str, value: Any) -> Any:
+        self.used[name] = value
+        return value
+
+    def suggest_categorical(self, name: str, choices: list) -> Any:
+        want = self.params.get(name, choices[0])
+        return self._answer(name, next((c for c in choices if type(c) is type(want) and c == want), choices[0]))
+
+    def suggest_int(self, name: str, low: int, high: int, **_: Any) -> int:
+        return self._answer(name, min(high, max(low, int(self.params.get(name, low)))))
+
+    def suggest_float(self, name: str, low: float, high: float, **_: Any) -> float:
+        return self._answer(name, min(high, max(low, float(self.params.get(name, low)))))
+
+
+def fill(params: dict[str, Any], space: Space, budget: int, max_macs: int | None, max_ram: int | None,
+         epochs: int) -> dict[str, Any]:
+    from .family import sample_recipe
+    trial = Filled({**params, "block": params.get("block", "separable" if params.get("separable") else "conv")})
+    sample_spec(trial, space, budget, max_macs, max_ram)
+    sample_recipe(trial, space, epochs)
+    return trial.used
+
+
 def default_trials(budget: int, space: Space | None = None, max_macs: int | None = None,
                    max_ram: int | None = None, epochs: int = 1) -> list[dict[str, Any]]:
-    """The first candidates of a new study, in order: (more than one epoch) the two-conv
-    net with augmentation, AdamW with two convs per stage, (small budgets) separable convs
-    at a high lr, and the plain SGD recipe of quick hand-tuned nets; with no more stages
-    than the space's images allow. A default whose architecture cannot fit the budgets
-    (two convs per stage under ~2.5k params) is left out rather than queued to be rejected."""
+    """The first candidates of a new study, in order, for each block kind the space
+    offers: (conv) the two-conv net with augmentation when more than one epoch, AdamW
+    with two convs per stage, (separable, small budgets) separable convs at a high lr,
+    (conv) the plain SGD recipe of quick hand-tuned nets, (res) a residual net, (mbconv)
+    an inverted-residual one; each made into the parameters the space samples (a value
+    it does not offer becomes its first choice), with no more stages than its images
+    allow. A default whose architecture cannot fit the budgets (two convs per stage under
+    ~2.5k params) is left out rather than queued to be rejected. No space: the default one."""
     import optuna  # lazily: FixedTrial replays a default's parameters
 
-    space = space or Space()
-    wanted = [{**t, "stages": min(t["stages"], space.stages[1])} for t in
-              (*([MULTI_EPOCH_TRIAL] if epochs > 1 else []), DEFAULT_TRIAL,
-               *([SMALL_DEFAULT_TRIAL] if budget <= SMALL_BUDGET else []), PLAIN_SGD_TRIAL)]
+    space = space or named_space("default")
+    names = [n for b in space.blocks for n in BY_BLOCK[b] if n != "SMALL" or budget <= SMALL_BUDGET]
+    if epochs > 1 and "conv" in space.blocks:
+        names.insert(0, "MULTI_EPOCH")
+    order = ("MULTI_EPOCH", "DEFAULT", "SMALL", "PLAIN_SGD", "RES", "MBCONV")
+    wanted = []
+    for name in sorted(set(names), key=order.index):
+        t = fill({**TRIALS[name], "stages": min(TRIALS[name]["stages"], space.stages[1])}, space, budget, max_macs,
+                 max_ram, epochs)
+        if t not in wanted:
+            wanted.append(t)
     return [t for t in wanted
             if not over_budgets(sample_spec(optuna.trial.FixedTrial(t), space, budget, max_macs, max_ram),
                                 budget, max_macs, max_ram)]

@@ -42,13 +42,52 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
                                           constant_liar=True, warn_independent_sampling=False)
 
 
+MARGINS = (0.05, 0.03)  # behind the best at 1/4 and 1/2 of a run: docs/RESULTS.md ("Pruning")
+
+
+class MarginPruner(optuna.pruners.BasePruner):
+    """Stop a trial whose validation accuracy at an early report is more than a margin
+    behind the best any other trial had at the same report (``margins``: up to a quarter,
+    up to half of the reports), and later, from three quarters of the run, one behind
+    the median of the others there (the median pruner as before). Far behind early, a
+    candidate does not catch up within the run; close behind, it may: mid-run accuracy
+    under OneCycle's high lr is noisy, so the early margins are wide. It acts once
+    ``startup`` trials have completed."""
+
+    def __init__(self, total_reports: int, margins: tuple[float, ...] = MARGINS, startup: int = 5):
+        self.total, self.margins, self.startup = max(1, total_reports), margins, startup
+        self.median = optuna.pruners.MedianPruner(n_startup_trials=startup,
+                                                  n_warmup_steps=max(1, (3 * self.total) // 4))
+
+    def margin(self, step: int) -> float | None:
+        quarter = (4 * step - 1) // self.total  # 0: up to a quarter of the reports, 1: up to half...
+        return self.margins[quarter] if quarter < len(self.margins) else None
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        step = trial.last_step
+        if step is None:
+            return False
+        others = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                          optuna.trial.TrialState.PRUNED))
+        if sum(t.state == optuna.trial.TrialState.COMPLETE for t in others) < self.startup:
+            return False
+        margin = self.margin(step)
+        if margin is None:
+            return self.median.prune(study, trial)
+        best = max((t.intermediate_values[step] for t in others if step in t.intermediate_values), default=None)
+        return best is not None and trial.intermediate_values[step] < best - margin
+
+
 def make_pruner(name: str, epochs: int, eval_points: int) -> optuna.pruners.BasePruner:
-    """``auto``: the median pruner for a 1-epoch search; for more epochs, Hyperband across
-    epochs (successive halving with rungs at 1, 3, 9... epochs: most candidates are
-    stopped after one or three epochs, the best ones train to the end)."""
+    """``auto``: the margin pruner for a 1-epoch search (MarginPruner, with the median
+    pruner's rule from three quarters of the run on); for more epochs,
+    Hyperband across epochs (successive halving with rungs at 1, 3, 9... epochs: most
+    candidates are stopped after one or three epochs, the best ones train to the end)."""
+    if name == "margin":
+        return MarginPruner(epochs * eval_points)
     if name == "auto":
         if epochs == 1:
-            return make_pruner("median", epochs, eval_points)
+            return make_pruner("margin", epochs, eval_points)
         return optuna.pruners.HyperbandPruner(min_resource=eval_points, max_resource=epochs * eval_points,
                                               reduction_factor=3)
     if name == "hyperband":
@@ -73,11 +112,11 @@ def create_or_load_study(cfg: SearchConfig, storage: optuna.storages.BaseStorage
     if stored is None:
         study.set_user_attr(SETTINGS_ATTR, wanted)
         study.set_metric_names(["val_acc"])
-        for params in default_trials(cfg.budget, data_space(data) if data is not None else None, cfg.max_macs,
+        for params in default_trials(cfg.budget, data_space(data, cfg.space) if data is not None else None, cfg.max_macs,
                                      cfg.max_ram, cfg.epochs):
             study.enqueue_trial(dict(params), user_attrs=record.queued(default_trial=True))
     else:
-        check_pinned(cfg.study, stored, wanted)
+        check_pinned(cfg.study, stored, wanted, space_given=cfg.space is not None)
     done = len(study.get_trials(deepcopy=False))
     if done:  # a resumed run must not replay the sampler's sequence of the first run
         study.sampler = make_sampler(cfg.sampler, (cfg.seed + 1000 * worker + 1_000_003 * done) % 2 ** 32)

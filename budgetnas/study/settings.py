@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import ConfigError, DataConfig, SearchConfig, absent_value, flags
 from ..data.sources import is_builtin, is_local
-from ..space import Space, space_for
+from ..space import Space, for_data, label
 
 if TYPE_CHECKING:
     from ..data.load import Data
@@ -27,17 +27,17 @@ def stored_fields(cls, store: tuple[str, ...] = ("pinned", "stored")) -> list:
 PINNED = tuple(f.name for cls in (SearchConfig, DataConfig) for f, _ in stored_fields(cls, ("pinned",)))
 
 
-def data_space(data: "Data") -> Space:
-    """The search space for this data: its channels, side and classes; flips where the
-    data says they make sense."""
+def data_space(data: "Data", space: "str | dict | Space | None" = None) -> Space:
+    """The search space ``space`` (a built-in name, a TOML file, a dict; None: the default)
+    for this data: its channels, side and classes; flips where the data says they make sense."""
     c, h, w = data.shape
-    return space_for(c, h, data.num_classes, data.hflip)
+    return for_data(space, c, h, data.num_classes, data.hflip)
 
 
 def pinned_space(settings: dict | None, data: "Data") -> Space:
     """The space a study searches: the one stored when it was made (so that a later version
     searching more choices, an optimizer say, still resumes it: Optuna refuses a
-    parameter whose choices changed), else the space of its data."""
+    parameter whose choices changed), else the default space of its data."""
     stored = (settings or {}).get("space")
     return Space.from_dict(stored) if stored else data_space(data)
 
@@ -47,7 +47,9 @@ def study_settings(cfg: SearchConfig, data: "Data | None" = None) -> dict[str, A
     image count, shape, class names), normalisation and the space it implies."""
     settings = {f.name: getattr(cfg, f.name) for f, _ in stored_fields(SearchConfig)}
     settings.update({f.name: getattr(cfg.data, f.name) for f, _ in stored_fields(DataConfig)})
-    settings["space"] = dataclasses.asdict(data_space(data) if data is not None else Space())
+    settings["space"] = dataclasses.asdict(data_space(data, cfg.space) if data is not None else
+                                           for_data(cfg.space, 1, 28, 10))
+    settings["space_label"] = label(cfg.space)
     if data is not None:
         info = data.info
         settings.update({k: info.get(k) for k in IDENTITY}, mean=info["mean"], std=info["std"],
@@ -60,10 +62,16 @@ def _describe(s: dict) -> str:
     return f"fingerprint {s.get('fingerprint')}, {s.get('images') or 0:,} images of {shape}, {len(s.get('classes') or [])} classes"
 
 
-def check_pinned(name: str, stored: dict, wanted: dict) -> None:
+def check_pinned(name: str, stored: dict, wanted: dict, space_given: bool = False) -> None:
     """Refuse settings (or data) that would make a rerun's trials incomparable with the
     study's. Two own-data sources are compared by content, not by path; a setting a study
-    made by an older version does not hold counts as what that version did (its default)."""
+    made by an older version does not hold counts as what that version did (its default).
+    The space is compared (as resolved) only where the rerun names one: without --space a
+    rerun searches the study's."""
+    if space_given and stored.get("space") and Space.from_dict(stored["space"]) != Space.from_dict(wanted["space"]):
+        raise ConfigError(f"study {name!r} searches the space {stored.get('space_label', 'plain')!r}, not "
+                          f"{wanted.get('space_label')!r}: rerun without --space (or with the same one) or pick a "
+                          "new --study")
     for cls in (SearchConfig, DataConfig):
         for f, fl in stored_fields(cls, ("pinned",)):
             key = f.name

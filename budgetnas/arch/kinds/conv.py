@@ -1,6 +1,7 @@
 """kind 'conv': conv -> [BatchNorm] -> [ReLU] -> [dropout].
 
-``groups`` splits the channels into groups (in and out must be multiples of it):
+``stride`` 2 halves the side (rounding up with 'same' padding): the strided conv that
+replaces a max pool. ``groups`` splits the channels into groups (in and out must be multiples of it):
 groups == in == out is a depthwise conv, which with a 1x1 conv after it makes a
 separable conv (the depthwise half without BN or ReLU)."""
 from __future__ import annotations
@@ -24,15 +25,17 @@ class Conv(LayerKind):
     act: bool = True
     dropout: float = 0.0
     groups: int = 1
+    stride: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()
-        if self.groups == 1:  # specs written before groups existed stay byte-identical
-            del d["groups"]
+        for key in ("groups", "stride"):  # specs written before these existed stay byte-identical
+            if d[key] == 1:
+                del d[key]
         return d
 
     def out_shape(self, c: int, s: int) -> tuple[int, int]:
-        return self.out, s + 2 * self.padding - self.kernel + 1
+        return self.out, (s + 2 * self.padding - self.kernel) // self.stride + 1
 
     def params(self, cin: int) -> int:
         """Weights k*k*(cin/groups)*out, plus out biases, plus 2*out BatchNorm affine parameters."""
@@ -46,11 +49,12 @@ class Conv(LayerKind):
         return "conv" if self.groups == 1 else "dwconv" if self.groups == cin == self.out else f"conv g{self.groups}"
 
     def describe(self, cin: int, cout: int) -> str:
-        return (f"{self._name(cin)} {self.kernel}x{self.kernel} {cin}->{cout}" + (" +BN" if self.bn else "")
+        stride = f"/{self.stride}" if self.stride > 1 else ""
+        return (f"{self._name(cin)} {self.kernel}x{self.kernel}{stride} {cin}->{cout}" + (" +BN" if self.bn else "")
                 + (" +ReLU" if self.act else ""))
 
     def token(self) -> str:
-        k = "" if self.kernel == 3 else f":{self.kernel}"
+        k = ("" if self.kernel == 3 else f":{self.kernel}") + (f"/{self.stride}" if self.stride > 1 else "")
         return f"dw{k}" if self.groups > 1 and self.groups == self.out else f"{self.out}{k}"
 
     def check(self, i: int, cin: int) -> None:
@@ -58,6 +62,8 @@ class Conv(LayerKind):
             raise ConfigError(f"spec layer {i}: out, kernel and padding must be whole numbers")
         if self.out < 1 or self.kernel < 1 or self.padding < 0 or not 0 <= self.dropout < 1:
             raise ConfigError(f"spec layer {i}: needs out >= 1, kernel >= 1, padding >= 0, 0 <= dropout < 1")
+        if type(self.stride) is not int or self.stride not in (1, 2):
+            raise ConfigError(f"spec layer {i}: stride must be 1 or 2 (got {self.stride!r})")
         if not isinstance(self.groups, int) or self.groups < 1 or cin % self.groups or self.out % self.groups:
             raise ConfigError(f"spec layer {i}: groups ({self.groups}) must divide its {cin} input and {self.out} "
                               "output channels")
@@ -77,9 +83,9 @@ class Conv(LayerKind):
             bn_pairs = (("conv", "bn"),)
 
             def __init__(self, cin: int, out: int, kernel: int, padding: int, bias: bool, bn: bool, act: bool,
-                         dropout: float, pool: bool = False, groups: int = 1):
+                         dropout: float, pool: bool = False, groups: int = 1, stride: int = 1):
                 super().__init__()
-                self.conv = nn.Conv2d(cin, out, kernel, padding=padding, bias=bias, groups=groups)
+                self.conv = nn.Conv2d(cin, out, kernel, stride, padding, bias=bias, groups=groups)
                 self.bn = nn.BatchNorm2d(out) if bn else nn.Identity()
                 self.pool = nn.MaxPool2d(2) if pool else nn.Identity()
                 self.act = nn.ReLU(inplace=True) if act else nn.Identity()
@@ -92,7 +98,8 @@ class Conv(LayerKind):
             def build(layer: dict, cin: int, nxt: dict | None) -> tuple[nn.Module, int, bool]:
                 pool = layer["dropout"] == 0 and nxt is not None and nxt["kind"] == "pool"
                 block = ConvBlock(cin, layer["out"], layer["kernel"], layer["padding"], layer["bias"], layer["bn"],
-                                  layer["act"], layer["dropout"], pool, layer.get("groups", 1))
+                                  layer["act"], layer["dropout"], pool, layer.get("groups", 1),
+                                  layer.get("stride", 1))
                 return block, layer["out"], pool
 
         return ConvBlock.build, (ConvBlock,)
