@@ -148,21 +148,25 @@ def confirm(cache: dict, name: str, found: dict, epochs: int = 1, seeds: int = 3
 
 def sampled_quality(study) -> dict:
     """Issue 23, item 4: where each trained candidate ended (its last validation report,
-    pruned or not) against the best built-in first trial: the median sampled candidate's
-    gap, and the share of the trials' time spent on candidates that ended 2 pp or more
-    behind it. Re-runs and presets are left out of the candidates, not of the time."""
+    pruned or not) against the best built-in first trial at the same report: the median
+    sampled candidate's gap, and the share of the trials' time (re-runs included) spent on
+    candidates that ended 2 pp or more behind. Re-runs and presets are not candidates."""
     trials = [t for t in study.trials if t.intermediate_values and t.user_attrs.get("seconds") is not None]
     first = [t for t in trials if "rerun_of" not in t.user_attrs and not t.user_attrs.get("preset")]
-    last = {t.number: t.intermediate_values[max(t.intermediate_values)] for t in first}
-    builtin = [last[t.number] for t in first if t.user_attrs.get("default_trial")]
-    sampled = [last[t.number] for t in first if not t.user_attrs.get("default_trial")]
+    builtin = [t for t in first if t.user_attrs.get("default_trial")]
+    sampled = [t for t in first if not t.user_attrs.get("default_trial")]
     if not builtin or not sampled:
         return {}
-    best = max(builtin)
+
+    def gap(t) -> float:  # behind the best built-in one at t's last report
+        step = max(t.intermediate_values)
+        best = max((b.intermediate_values[step] for b in builtin if step in b.intermediate_values), default=None)
+        return 0.0 if best is None else best - t.intermediate_values[step]
+
     total = sum(t.user_attrs["seconds"] for t in trials)
-    behind = sum(t.user_attrs["seconds"] for t in first if last[t.number] <= best - 0.02)
-    return {"best_builtin": best, "median_sampled": statistics.median(sampled), "sampled": len(sampled),
-            "median_gap": best - statistics.median(sampled), "share_time_2pp_behind": behind / total if total else 0.0,
+    behind = sum(t.user_attrs["seconds"] for t in first if gap(t) >= 0.02)
+    return {"median_gap": statistics.median(gap(t) for t in sampled), "sampled": len(sampled),
+            "share_time_2pp_behind": behind / total if total else 0.0,
             "pruned": sum(t.state.name == "PRUNED" for t in first)}
 
 
@@ -200,29 +204,64 @@ SPACE_ROWS = {
     "mn5k": ("mnist", 5_000, 900, 0.9900, {}),
     "mn25k": ("mnist", 25_000, 900, 0.9935, {}),
     "mn2k": ("mnist", 2_000, 900, 0.9830, {}),
+    "color10k": ("color", 10_000, 600, None, {}),  # scripts/make_color_data.py: no target, a check of the defaults
 }
+COLOR = OUT / "color.npz"
+
+
+def dataset_of(name: str) -> str:
+    """The --dataset of a row: 'color' is the synthetic color set, written if missing."""
+    if name != "color":
+        return name
+    if not COLOR.exists():
+        import subprocess
+        OUT.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "make_color_data.py"), str(COLOR)], check=True)
+    return str(COLOR)
 RACE_OF = {"mn10k": "race10k", "mn5k": "race5k", "mn25k": "race25k", "mn2k": "race2k"}  # the plain space's row
 
 
-def hand_residual(budget: int) -> dict:
+def hand_residual(budget: int, in_channels: int = 1, image_size: int = 28) -> dict:
     """The hand-placed residual net of issue 23: conv, max pool, a residual block, max pool,
     conv, max pool, flatten (12/12/28 channels at 10k: 8,382 params), scaled to the budget."""
     from budgetnas.arch import POOL, ArchSpec, Residual, conv
     w = {10_000: (12, 12, 28), 25_000: (20, 20, 44), 5_000: (8, 8, 20), 2_000: (4, 4, 8)}[budget]
-    return ArchSpec((conv(w[0]), POOL, Residual(w[1]), POOL, conv(w[2]), POOL), head="flatten").to_dict()
+    return ArchSpec((conv(w[0]), POOL, Residual(w[1]), POOL, conv(w[2]), POOL), head="flatten", in_channels=in_channels,
+                    image_size=image_size).to_dict()
 
 
 def part_spaces(cache: dict, only: list[str] | None = None) -> None:
     """Each row: a 15-minute search of the default space, its winner, the built-in first
     trial and the hand-placed residual net, each retrained with 3 fresh seeds."""
+    from budgetnas.arch import ArchSpec
     for name, (dataset, budget, seconds, _, extra) in SPACE_ROWS.items():
         if only and name not in only:
             continue
+        dataset = dataset_of(dataset)
         cfg = DataConfig(dataset=dataset)
         found = run_study(cache, name, budget, None, epochs=1, timeout=seconds, search_kw=extra, dataset=dataset)
+        if (OUT / f"{name}.db").exists():  # measured again: the definition may have changed since the run
+            import optuna
+            found["sampled"] = sampled_quality(optuna.load_study(study_name=name, storage=f"sqlite:///{OUT / name}.db"))
+            save(cache)
         confirm(cache, name, found, cfg=cfg)
         confirm(cache, f"{name}-first", {**found["first"]}, cfg=cfg)
-        confirm(cache, f"{name}-hand", {"spec": hand_residual(budget), "recipe": HAND_RECIPE.to_dict()}, cfg=cfg)
+        first = ArchSpec.from_dict(found["first"]["spec"])  # the data's input
+        confirm(cache, f"{name}-hand", {"spec": hand_residual(budget, first.in_channels, first.image_size),
+                                        "recipe": HAND_RECIPE.to_dict()}, cfg=cfg)
+
+
+PIPE = "\\|"  # a '|' inside a table cell
+
+
+def hand_params(found: dict, budget: int) -> int:
+    from budgetnas.arch import ArchSpec, param_count
+    first = ArchSpec.from_dict(found["first"]["spec"])
+    return param_count(ArchSpec.from_dict(hand_residual(budget, first.in_channels, first.image_size)))
+
+
+def pct(target: float | None) -> str:
+    return "-" if target is None else f"{100 * target:.2f}"
 
 
 def space_lines(cache: dict) -> list[str]:
@@ -243,23 +282,56 @@ def space_lines(cache: dict) -> list[str]:
         found = cache.get(f"search/{name}")
         conf, first = runs(cache, f"confirm/{name}/e1/"), runs(cache, f"confirm/{name}-first/e1/")
         hand = runs(cache, f"confirm/{name}-hand/e1/")
-        label = f"{'Fashion-MNIST' if dataset == 'fashion-mnist' else 'MNIST'} {budget // 1000}k" + (
+        label = f"{ {'fashion-mnist': 'Fashion-MNIST', 'mnist': 'MNIST', 'color': 'Color (synthetic)'}.get(dataset, dataset)} {budget // 1000}k" + (
             f" ({', '.join(f'{k} {v}' for k, v in extra.items())})" if extra else "")
         race = runs(cache, f"confirm/{RACE_OF[name]}/e1/") if name in RACE_OF else []
         if not found or not conf:
-            lines.append(f"| {label} | {100 * target:.2f} | not run | | | | | | {ms(race) if race else '-'} | | | |")
+            lines.append(f"| {label} | {pct(target)} | not run | | | | | | {ms(race) if race else '-'} | | | |")
             continue
         q = found.get("sampled") or {}
         sampled = (f"{100 * q['median_gap']:.2f} pp / {100 * q['share_time_2pp_behind']:.0f}%" if q else "-")
         m = mean(conf)
-        verdict = "yes" if met(m, target) else f"no ({100 * (target - m):.2f} pp short)"
-        lines.append(f"| {label} | {100 * target:.2f} | {ms(conf)} | {found['params']:,} | `{arch_summary(found['spec'])}` "
-                     f"| {ms(first)} | {ms(hand)} | {param_count(ArchSpec.from_dict(hand_residual(budget))):,} | "
+        verdict = "-" if target is None else "yes" if met(m, target) else f"no ({100 * (target - m):.2f} pp short)"
+        lines.append(f"| {label} | {pct(target)} | {ms(conf)} | {found['params']:,} | "
+                     f"`{arch_summary(found['spec']).replace('|', PIPE)}` "
+                     f"| {ms(first)} | {ms(hand)} | {hand_params(found, budget):,} | "
                      f"{ms(race) if race else '-'} | {sampled} | {found.get('trained', '?')} | {verdict} |")
     return lines + SPACE_NOTES
 
 
-SPACE_NOTES: list[str] = []
+SPACE_NOTES = """
+- **What the rows ran with.** `fm10k-median` is the first run: the default space as first
+  written (all four block kinds, widths filling 50-100% of the budget, batch 32-256, AdamW
+  lr 1e-3-3e-2, SGD 0.01-0.3) and the median pruner deciding from three quarters of a run.
+  The other rows run the default space as it is now (fill 70-100%, batch 32-128, AdamW
+  3e-3-3e-2, SGD 0.05-0.3: the 11 candidates the first study sampled outside these ranges
+  all ended 2.4 pp or more behind its best) and the margin pruner (`--pruner auto`, below).
+  Same 15 minutes: 97 trained trials instead of 75 at Fashion-MNIST 10k, and a 0.34 pp better
+  winner (89.20 against 88.86), an inverted-residual net (`8 P m14:5x4 P | flat`: one MBConv
+  block, kernel 5, expand 4, 8,618 params).
+- **The built-in first trials of the new blocks** were picked on Fashion-MNIST 10k, 1 epoch,
+  validation accuracy, seeds 0 and 1 (`scripts/probe.py`, log in
+  `docs/probes/issue23-fashion10k.jsonl`): the residual net with SGD at peak lr 0.15 (89.38 /
+  89.18) over lr 0.3 (89.28 / 88.88), batch 128 (89.12 / 88.64), batch 32 (88.26 / 87.70),
+  growth 2 (88.70), two blocks per stage (88.26) and stride-2 blocks instead of pools (87.84);
+  the inverted-residual net with the quick SGD recipe (89.16 / 88.70) over AdamW (88.92), SE
+  (88.66), kernel 5 or one block per stage (88.66). The plain SGD default scored 89.10 /
+  89.16 there, the two-conv AdamW one 88.54.
+- **Pruning** (`--pruner auto` for one epoch, `study/create.py` `MarginPruner`): the median
+  pruner decided only from three quarters of a run, so a candidate headed for last place
+  cost three quarters of a trial. Replayed on the trials of `fm10k-median` (all of them ran
+  to three quarters): stopping a trial more than 5 pp behind the best at a quarter of its
+  run or 3 pp behind at half, and keeping the median rule after that, would have saved 20%
+  of the trial time against the median pruner's 11%, and stopped one candidate that ended
+  0.44 pp behind the best (4, 3, 2 pp: the same; 3, 2, 1 pp: 37%, but three candidates within
+  0.5 pp of the best stopped; 8, 5 pp: 11%, none).
+- **"sampled"** compares each candidate where it ended (pruned ones at their last report)
+  with the best built-in first trial at that same report. Target: the median within 1 pp.
+  The time column counts every trained trial's seconds, re-runs included.
+- The issue's numbers for the plain space at Fashion-MNIST 10k (22 trained trials, the
+  median pruner, before this work): winner 88.45% test; its sampled candidates' median
+  85.4% against 88.5-89.0% for the built-in ones.
+""".splitlines()
 
 
 INT8_ROWS = ("race25k", "race5k")  # issue 16: int8 within 0.3 pp of float for the 25k and 5k winners

@@ -12,7 +12,8 @@ import sys
 import pytest
 import torch
 
-from budgetnas.arch import ArchSpec, AvgPool, MBConv, POOL, Residual, conv, param_count, peak_ram, summary
+from budgetnas.arch import (ArchSpec, AvgPool, MBConv, POOL, Residual, conv, layer_table, param_count, peak_ram,
+                            summary)
 from budgetnas.arch.build import build_model
 from budgetnas.export import data_record, export_bundle, load_export
 from budgetnas.export.int8 import MAX_DROP, calibration_sample, unavailable
@@ -26,8 +27,13 @@ SPEC = ArchSpec((conv(8), Residual(8), conv(12, stride=2), Residual(16, 2), AvgP
                  MBConv(20, 2, 7, 2, False), MBConv(20, 1, 3, 1, True), POOL), head="flatten")
 
 
-def test_the_summary_names_every_block():
+def test_the_summary_and_the_layer_table_name_every_block():
     assert summary(SPEC.to_dict()) == "8 r8 12/2 r16/2 A m16:5x3se m20:7x2/2 m20x1se P | flat"
+    assert [row["layer"] for row in layer_table(SPEC)][1:9] == [
+        "res 3x3 8->8 +BN +ReLU, 3x3 +BN, + identity +ReLU", "conv 3x3/2 8->12 +BN +ReLU",
+        "res 3x3/2 12->16 +BN +ReLU, 3x3 +BN, + 1x1/2 proj +ReLU", "avgpool 2x2",
+        "mbconv t3 1x1 16->48, dw 5x5, SE 4, 1x1 ->16 + skip", "mbconv t2 1x1 16->32, dw 7x7/2, 1x1 ->20",
+        "mbconv t1 dw 3x3, SE 5, 1x1 ->20 + skip", "maxpool 2x2"]
     assert ArchSpec.from_json(SPEC.to_json()) == SPEC
 
 

@@ -152,7 +152,9 @@ def test_sigkill_on_a_journal_storage_leaves_the_trial_running_and_the_next_run_
     after = completed(study)
     assert trained_count(study) == len(after) == len(before) + 1 == DEFAULTS, \
         "the next run trained a new candidate to reach the target"
-    assert {n: e for n, e in after.items() if n in before} == before and max(after) > number
+    for n, e in before.items():  # the same measurements (a newer trial may take its place on the Pareto front)
+        assert {k: v for k, v in after[n].items() if k != "pareto"} == {k: v for k, v in e.items() if k != "pareto"}
+    assert max(after) > number
     shown = run(budgetnas("leaderboard", "--storage", url, "--study", "journal", "--all"), cwd=tmp_path)
     assert shown.returncode == 0 and re.search(rf"running\s+{number}\s", shown.stdout), shown.stdout + shown.stderr
 

@@ -174,3 +174,22 @@ def test_budgetnas_space_shows_the_space_and_how_its_samples_use_the_budget(tmp_
     assert "blocks mbconv, res; 2-3 stages of 1-2 blocks" in out and "downsample avg" in out
     assert "mbconv: kernels 5, expand 2, 3, squeeze-excite true" in out and "lr sgd 0.05-0.2" in out
     assert "sampled candidates within budget" in out
+
+
+def test_the_python_api_takes_a_space_as_a_dict(tmp_path):
+    """The same structure as a file, through budgetnas.search(space=...), pinned as 'custom';
+    its stages capped to what 12-pixel images allow."""
+    import numpy as np
+
+    import budgetnas
+    rng = np.random.default_rng(0)
+    x, y = rng.random((400, 12, 12)).astype(np.float32), rng.integers(0, 3, 400)
+    result = budgetnas.search(x, y, budget=3000, trials=1, study="api", storage=f"sqlite:///{tmp_path / 'a.db'}",
+                              space={"base": "resnet", "stages": [2, 6], "blocks_per_stage": [1, 1]},
+                              confirm_top=0)
+    settings = optuna.load_study(study_name="api", storage=result.storage).user_attrs["settings"]
+    space = Space.from_dict(settings["space"])
+    assert settings["space_label"] == "custom" and space.blocks == ("res",) and space.stages == (2, 3)
+    with pytest.raises(Exception, match="key 'stages' must be"):
+        budgetnas.search(x, y, budget=3000, trials=1, study="api2", storage=f"sqlite:///{tmp_path / 'b.db'}",
+                         space={"stages": [0, 2]})

@@ -4,30 +4,15 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
 
-from . import LayerKind
+from .pool import Pool
 
 
 @dataclass(frozen=True)
-class AvgPool(LayerKind):
+class AvgPool(Pool):
     kind = "avgpool"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": "avgpool"}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "AvgPool":
-        return cls()
-
-    def out_shape(self, c: int, s: int) -> tuple[int, int]:
-        return c, s // 2
-
-    def describe(self, cin: int, cout: int) -> str:
-        return "avgpool 2x2"
-
-    def token(self) -> str:
-        return "A"
+    op = "avgpool"
+    letter = "A"
 
     @staticmethod
     @functools.cache

@@ -1,9 +1,10 @@
-"""kind 'pool': 2x2 max pool, stride 2 (the side is floored)."""
+"""kind 'pool': 2x2 max pool, stride 2 (the side is floored); the base of the other 2x2
+pools (avgpool.py)."""
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from . import LayerKind
 
@@ -11,9 +12,11 @@ from . import LayerKind
 @dataclass(frozen=True)
 class Pool(LayerKind):
     kind = "pool"
+    op: ClassVar[str] = "maxpool"  # its layer-table word
+    letter: ClassVar[str] = "P"  # its token
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "pool"}
+        return {"kind": self.kind}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Pool":
@@ -23,10 +26,10 @@ class Pool(LayerKind):
         return c, s // 2
 
     def describe(self, cin: int, cout: int) -> str:
-        return "maxpool 2x2"
+        return f"{self.op} 2x2"
 
     def token(self) -> str:
-        return "P"
+        return self.letter
 
     @staticmethod
     @functools.cache
