@@ -184,8 +184,8 @@ class SearchConfig:
     seed: int = flag(0, "sampler seed; trial seeds derive from it", commands=("search", "space"), type=int,
                      store="stored", report=True)
     sampler: str = flag("tpe", "the Optuna sampler", choices=SAMPLERS, store="stored", report=True)
-    pruner: str = flag("auto", "margin (behind the best by a shrinking margin) for 1 epoch and hyperband across "
-                               "epochs for more (auto), or as named",
+    pruner: str = flag("auto", "median for 1 epoch and hyperband across epochs for more (auto), or as named "
+                               "(margin: also stop a trial far behind the best early in its run)",
                        choices=PRUNERS, store="stored", report=True)
     eval_points: int = flag(4, "validation reports per epoch", type=int, store="pinned", report=True)
     confirm_top: int | None = flag(None, "re-run the K best candidates with new seeds before naming a winner "

@@ -79,15 +79,16 @@ class MarginPruner(optuna.pruners.BasePruner):
 
 
 def make_pruner(name: str, epochs: int, eval_points: int) -> optuna.pruners.BasePruner:
-    """``auto``: the margin pruner for a 1-epoch search (MarginPruner, with the median
-    pruner's rule from three quarters of the run on); for more epochs,
+    """``auto``: the median pruner for a 1-epoch search (``margin``, MarginPruner, stops far
+    worse candidates earlier, but on data learned steeply early in the epoch it stopped
+    nearly every sampled one at its first report: docs/RESULTS.md); for more epochs,
     Hyperband across epochs (successive halving with rungs at 1, 3, 9... epochs: most
     candidates are stopped after one or three epochs, the best ones train to the end)."""
     if name == "margin":
         return MarginPruner(epochs * eval_points)
     if name == "auto":
         if epochs == 1:
-            return make_pruner("margin", epochs, eval_points)
+            return make_pruner("median", epochs, eval_points)
         return optuna.pruners.HyperbandPruner(min_resource=eval_points, max_resource=epochs * eval_points,
                                               reduction_factor=3)
     if name == "hyperband":
