@@ -7,7 +7,7 @@ from typing import Any
 
 from ..arch import over_budgets
 from ..train.recipe import DEFAULT_RECIPE
-from .family import Space, sample_spec
+from .family import Space, sample_recipe, sample_spec
 from .named import named_space
 
 # Three stages of two 3x3 convs growing 1.5x in width, a flatten head, AdamW with
@@ -71,7 +71,6 @@ class Filled:
 
 def fill(params: dict[str, Any], space: Space, budget: int, max_macs: int | None, max_ram: int | None,
          epochs: int) -> dict[str, Any]:
-    from .family import sample_recipe
     trial = Filled({**params, "block": params.get("block", "separable" if params.get("separable") else "conv")})
     sample_spec(trial, space, budget, max_macs, max_ram)
     sample_recipe(trial, space, epochs)
