@@ -56,15 +56,26 @@ def _save_arrays(folder: Path, study: str, arrays: dict[str, np.ndarray]) -> Pat
     return path
 
 
+def _arrays(given: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The arrays given, checked by the data rules (data/arrays.py) before anything is
+    saved or started: ConfigError, one line naming 'arrays', for any that break them."""
+    from .data.arrays import as_array, from_arrays
+    arrays = {k: as_array(v, k, "arrays") for k, v in given.items() if v is not None}
+    from_arrays(arrays, "arrays", None, None)
+    return arrays
+
+
 def search(x_train, y_train, *, budget: int = SearchConfig.budget, epochs: int = SearchConfig.epochs,
-           trials: int | None = SearchConfig.trials, x_test=None, y_test=None, study: str = SearchConfig.study,
-           storage: str | None = None, classes: list[str] | None = None, seed: int = SearchConfig.seed,
-           timeout: float | None = None, device: str = SearchConfig.device, val_size: int | None = None,
-           verbose: bool = False, **settings: Any) -> SearchResult:
+           trials: int | None = SearchConfig.trials, x_test=None, y_test=None, x_val=None, y_val=None,
+           study: str = SearchConfig.study, storage: str | None = None, classes: list[str] | None = None,
+           seed: int = SearchConfig.seed, timeout: float | None = None, device: str = SearchConfig.device,
+           val_size: int | None = None, verbose: bool = False, **settings: Any) -> SearchResult:
     """Search under ``budget`` parameters on arrays (numpy, or CPU tensors): images
-    N x H x W, N x H x W x C or N x C x H x W (uint8, or float in [0, 1]), integer labels.
-    Without ``x_test`` a seeded, stratified 20% of each class is held out as the test set;
-    ``val_size`` None holds out 10% of the training images (at most 5,000) for validation.
+    N x H x W, N x H x W x C or N x C x H x W, integer labels 0..K-1, under the data rules
+    (data/arrays.py: uint8 as is, uint16 as 16-bit, floats 0-1 or 0-255...), checked
+    before anything starts. Without ``x_test`` a seeded, stratified 20% of each class is
+    held out as the test set; ``x_val``/``y_val`` is the validation split, else
+    ``val_size`` (None: 10% of the training images, at most 5,000) is drawn from them.
     ``settings``: further SearchConfig fields (pruner, sampler, confirm_top, eval_points...);
     every default is SearchConfig's. Rerunning with the same arguments resumes the study."""
     from .results import leaderboard as lb
@@ -72,13 +83,11 @@ def search(x_train, y_train, *, budget: int = SearchConfig.budget, epochs: int =
     from .run.terminal import TerminalView
     url = storage or default_storage_url(study)
     folder = storage_file(url).parent if storage_file(url) else Path("studies")
-    arrays = {"x_train": np.asarray(x_train), "y_train": np.asarray(y_train)}
-    if (x_test is None) != (y_test is None):
-        raise ConfigError("give x_test and y_test together, or neither (a test split is then held out)")
-    if x_test is not None:
-        arrays.update(x_test=np.asarray(x_test), y_test=np.asarray(y_test))
-    if classes is not None:
-        arrays["classes"] = np.array([str(c) for c in classes])
+    arrays = _arrays(dict(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, x_val=x_val, y_val=y_val,
+                          classes=classes))
+    if x_val is not None and val_size is not None:  # as data/load.py says it for an .npz
+        raise ConfigError(f"arrays: it has its own validation split ({len(arrays['x_val']):,} images): drop val_size, "
+                          "or merge the split into the training images to draw one")
     path = _save_arrays(folder, study, arrays)
     cfg = SearchConfig(budget=budget, epochs=epochs, trials=trials, timeout=timeout, study=study, storage=url,
                        seed=seed, device=device, data=DataConfig(dataset=str(path), val_size=val_size), **settings)

@@ -98,10 +98,93 @@ def test_corrupt_raw_file_fails_its_checksum(tmp_path, fake):
 
 def test_truncated_idx_payload_is_detected():
     arr = np.zeros((3, 28, 28))
-    with pytest.raises(DataError, match="truncated"):
+    with pytest.raises(DataError, match="x: corrupt: truncated"):
         parse_idx(idx_bytes(arr)[:-10], "x")
-    with pytest.raises(DataError, match="not an idx"):
+    with pytest.raises(DataError, match="x: corrupt: not an idx"):
         parse_idx(b"\x01\x02\x03\x04", "x")
+    with pytest.raises(DataError, match="x: corrupt: truncated or wrong dimensions 3x28x29"):
+        parse_idx(bytes([0, 0, 8, 3]) + struct.pack(">3I", 3, 28, 29) + bytes(3 * 28 * 28), "x")
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every entry under ``folder``: a file's sha256, a link's target, '<dir>'."""
+    return {str(p.relative_to(folder)): f"-> {os.readlink(p)}" if p.is_symlink() else "<dir>" if p.is_dir()
+            else hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*"))}
+
+
+def damage(path: Path, how: str) -> Path:
+    """``path`` (a gzipped idx file) damaged as ``how`` says; returns the damaged file."""
+    gz, raw = bytearray(path.read_bytes()), gzip.decompress(path.read_bytes())
+    if how == "gz flipped in the middle":
+        gz[len(gz) // 2] ^= 0xFF
+        path.write_bytes(bytes(gz))
+    elif how == "gz truncated":
+        path.write_bytes(bytes(gz[: len(gz) // 2]))
+    elif how == "gz garbage header":
+        path.write_bytes(b"<html>502 Bad Gateway</html>")
+    elif how == "a folder in its place":
+        path.unlink()
+        path.mkdir()
+    elif how == "unreadable gz":  # reading it is an I/O error (root reads any file: no chmod here)
+        path.unlink()
+        path.symlink_to("/proc/self/mem")
+    else:
+        path.unlink()
+        path = path.with_suffix("")  # the raw idx file
+        if how == "raw wrong dims":
+            path.write_bytes(raw[:4] + struct.pack(">I", struct.unpack(">I", raw[4:8])[0] + 1) + raw[8:])
+        elif how == "raw truncated":
+            path.write_bytes(raw[: len(raw) // 2])
+        elif how == "raw garbage header":
+            path.write_bytes(b"\xff" * 8 + raw[8:])
+        else:
+            assert how == "unreadable raw", how
+            path.symlink_to("/proc/self/mem")
+    return path
+
+
+@pytest.mark.parametrize("how", ["gz flipped in the middle", "gz truncated", "gz garbage header", "raw wrong dims",
+                                 "raw truncated", "raw garbage header", "a folder in its place", "unreadable gz",
+                                 "unreadable raw"])
+def test_a_damaged_idx_file_is_one_line_naming_it_and_is_never_replaced(tmp_path, fake, how):
+    """Whatever the damage, one line naming the file, saying corrupt and what to do; the
+    file stays as it was although a good copy is at hand offline (it may be the user's)."""
+    info, raw, _ = fake
+    write(tmp_path / "offline", raw)
+    write(tmp_path / "data", raw)
+    bad = damage(tmp_path / "data" / f"{FILES[1]}.gz", how)
+    before = snapshot(tmp_path)
+    with pytest.raises(DataError) as e:
+        ensure_files(info, tmp_path / "data", mirrors=(), offline=(str(tmp_path / "offline"),))
+    message = str(e.value)
+    assert message.startswith(f"{bad}: ") and "corrupt" in message and "\n" not in message, message
+    assert "delete it" in message or "move it away" in message, message
+    assert snapshot(tmp_path) == before
+
+
+def test_a_data_dir_that_cannot_be_written_is_one_line_and_keeps_no_partial_file(tmp_path, fake, monkeypatch):
+    import budgetnas.data.sources.idx as idx
+
+    def refuse(src, dst):
+        Path(dst).write_bytes(b"half")  # a copy that fails halfway
+        raise PermissionError(13, "Permission denied")
+
+    info, raw, _ = fake
+    write(tmp_path / "offline", raw)
+    (tmp_path / "data").mkdir()
+    monkeypatch.setattr(idx.shutil, "copyfile", refuse)
+    with pytest.raises(DataError, match=f"cannot write {tmp_path / 'data' / FILES[0]}.gz .Permission denied.: "
+                                        "pass a writable --data-dir"):
+        ensure_files(info, tmp_path / "data", mirrors=(), offline=(str(tmp_path / "offline"),))
+    assert list((tmp_path / "data").iterdir()) == []
+
+
+def test_an_unreadable_offline_copy_is_skipped(tmp_path, fake):
+    info, raw, _ = fake
+    write(tmp_path / "offline", raw)
+    damage(tmp_path / "offline" / f"{FILES[2]}.gz", "unreadable gz")
+    with pytest.raises(DataError, match=f"{FILES[2]}: missing and could not be downloaded or found offline"):
+        ensure_files(info, tmp_path / "data", mirrors=(), offline=(str(tmp_path / "offline"),))
 
 
 def test_real_mnist_split_is_seeded_disjoint_and_verified(mnist_dir):

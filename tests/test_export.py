@@ -17,7 +17,7 @@ from budgetnas.cli import main
 from budgetnas.config import ConfigError
 from budgetnas.data.sources.idx import REGISTRY
 from budgetnas.arch.build import standalone_source
-from budgetnas.export import BUNDLE_FILES, FORMATS, load_export, resolve_weights, select_trial, sha256
+from budgetnas.export import BUNDLE_FILES, FORMATS, build_loaded, load_export, resolve_weights, select_trial, sha256
 from budgetnas.arch import ArchSpec, param_count
 
 pytestmark = pytest.mark.slow
@@ -290,3 +290,38 @@ def test_a_failing_self_check_keeps_the_measured_files_and_says_so(searched, tmp
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["complete"] is False and sorted(manifest["files"]) == ["spec.json", "weights.pt"]
     assert manifest["val_acc"] == _best_trial(searched.study).user_attrs["val_acc"]
+
+
+def test_a_search_that_cannot_write_a_trial_s_weights_keeps_them_and_its_measurements(
+        tmp_path, mnist_dir, capsys, monkeypatch):
+    """The weights folder fails as on a full disk: the measurements are stored first, the
+    weights go to a temporary folder recorded with the trial, and one line says where."""
+    import tempfile
+
+    import optuna
+    from budgetnas.study import objective
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    real = objective.save_atomic
+
+    def save(state, path):
+        if path.parent == tmp_path / "weights":
+            raise OSError(28, "No space left on device")
+        return real(state, path)
+
+    monkeypatch.setattr(objective, "save_atomic", save)
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    rc = main(["search", "--budget", "8000", "--trials", "1", "--train-limit", "1000", "--val-size", "500",
+               "--data-dir", str(mnist_dir), "--study", "full", "--storage", storage,
+               "--artifacts", str(tmp_path / "weights"), "--no-progress"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(lines) == 1, lines
+    kept = list((tmp_path / "tmp").glob("budgetnas-kept-*/trial_0.pt"))
+    assert len(kept) == 1
+    assert lines[0].startswith(f"budgetnas: error: cannot write the weights of trial 0 to {tmp_path / 'weights'} "
+                               f"(No space left on device): they are kept in {kept[0]}, its measurements (val ")
+    trial = optuna.load_study(study_name="full", storage=storage).trials[0]
+    assert trial.user_attrs["val_acc"] > 0.1 and trial.user_attrs["test_acc"] > 0.1
+    assert trial.user_attrs["weights"] == str(kept[0])
+    # strict: every key of the kept weights fits the trial's spec
+    build_loaded(ArchSpec.from_dict(trial.user_attrs["spec"]), torch.load(kept[0], weights_only=True), "kept")

@@ -125,7 +125,7 @@ def test_cache_is_read_back_and_follows_file_changes(tmp_path):
 def test_memory_is_estimated_before_decoding(tmp_path, monkeypatch):
     root = write_folder(tmp_path / "d", *images(40, 2, (16, 16)))
     monkeypatch.setenv("BUDGETNAS_MAX_MEMORY", "10K")
-    with pytest.raises(ConfigError, match=r"40 images of 1x16x16 need about .* GB of memory"):
+    with pytest.raises(ConfigError, match=r"40 images of 1x16x16 need about .* [MG]B of memory"):
         load_arrays(str(root))
 
 

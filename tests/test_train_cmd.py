@@ -74,7 +74,8 @@ def test_train_spec_file_then_retrain_the_bundle(mnist_dir, tmp_path, capsys):
 BAD_SPECS = {
     "not json": ("{layers: [", "not valid JSON"),
     "no layers": ('{"head": "gap"}', "'layers' list"),
-    "unknown field": ('{"layers": [{"kind": "conv", "out": 8, "width": 3}]}', "malformed spec"),
+    "unknown field": ('{"layers": [{"kind": "conv", "out": 8, "width": 3}]}',
+                      'spec layer 0 (conv): unknown key "width": remove it'),
     "bad kind": ('{"layers": [{"kind": "conv", "out": 8}, {"kind": "dense", "out": 8}]}', "kind must be one of 'avgpool', 'conv', 'mbconv', 'pool', 'res'"),
     "no conv": ('{"layers": [{"kind": "pool"}]}', "at least one conv"),
     "too many pools": ('{"layers": [{"kind": "conv", "out": 4}' + ', {"kind": "pool"}' * 6 + "]}", "to nothing"),
@@ -115,6 +116,31 @@ def test_bad_train_input_is_one_line_exit_2(tmp_path, capsys, case):
     err = capsys.readouterr().err
     assert rc == 2
     assert len(err.strip().splitlines()) == 1 and expected in err, err
+    assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.parametrize("change,key", [({"budget": "lots"}, "'budget'"), ({"recipe": "fast"}, "'recipe'"),
+                                        ({"data": {"dataset": ["mnist"]}}, "'data.dataset'")])
+def test_a_bad_manifest_fails_before_any_data_loads_or_training(tmp_path, capsys, monkeypatch, change, key):
+    """A manifest whose budget was "lots" once trained, then lost the network when the
+    bundle divided by it: now its keys are checked before anything is loaded."""
+    import budgetnas.data.load
+    import budgetnas.train.loop
+    from budgetnas.export import FORMAT
+
+    def never(*args, **kwargs):
+        raise AssertionError("reached after a bad manifest")
+
+    monkeypatch.setattr(budgetnas.data.load, "load_data", never)
+    monkeypatch.setattr(budgetnas.train.loop, "train", never)
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "spec.json").write_text(PRESETS["A"].spec.to_json())
+    (folder / "manifest.json").write_text(json.dumps({"format": FORMAT, "files": {}, **change}))
+    rc = main(["train", str(folder), "--epochs", "1", "--out", str(tmp_path / "never")])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"budgetnas: error: {folder / 'manifest.json'}: key {key} must be ")
     assert not (tmp_path / "never").exists()
 
 
@@ -166,6 +192,59 @@ def test_a_failure_after_training_keeps_weights_spec_and_manifest(mnist_dir, sma
     bundle = load_export(out)  # the files the manifest lists check out (sha256) and load
     assert evaluate(bundle.model, small_data.test_x, small_data.test_y) == pytest.approx(manifest["test_acc"], abs=5e-4)
     assert not (out / "model.ts").exists() and not (out / "model.onnx").exists()
+
+
+def _inject(monkeypatch, where: str) -> None:
+    """Make one step after training fail: the record's data, the int8 images, the bundle's
+    version list (before its first file), the final manifest write, the printed summary."""
+    import budgetnas.cli.files as cli_files
+    from budgetnas.export import bundle, trial
+
+    def fail(*args, **kwargs):
+        raise {"int8": MemoryError, "versions": AttributeError}.get(where, KeyError)("injected")
+
+    if where == "manifest":  # the second manifest.json write (the first holds the measurements)
+        real, seen = bundle._write_text, []
+
+        def write(path, text):
+            seen.append(path.name)
+            if seen.count("manifest.json") == 2:
+                raise OSError(28, "No space left on device")
+            real(path, text)
+
+        monkeypatch.setattr(bundle, "_write_text", write)
+        return
+    target = {"data": (bundle, "data_record"), "int8": (trial, "int8_inputs"), "versions": (bundle, "versions"),
+              "summary": (cli_files, "print_bundle")}[where]
+    monkeypatch.setattr(*target, fail)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where,expected", [
+    ("data", "writing the bundle failed (KeyError: 'injected'); "),
+    ("int8", "writing the bundle failed (MemoryError: injected); "),
+    ("versions", "writing the bundle failed (AttributeError: injected); "),
+    ("manifest", "writing manifest.json failed (OSError: [Errno 28] No space left on device); "),
+    ("summary", "printing the summary failed (KeyError: 'injected'); the bundle in {out} is complete"),
+])
+def test_whatever_fails_after_training_the_network_and_its_measurements_are_on_disk(
+        mnist_dir, tmp_path, capsys, monkeypatch, where, expected):
+    _inject(monkeypatch, where)
+    out = tmp_path / "a"
+    rc = main(["train", "--preset", "A", "--epochs", "1", "--out", str(out), *_data_args(mnist_dir, 1000)])
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert rc == 1 and len(lines) == 1 and "Traceback" not in captured.err, captured.err
+    assert expected.format(out=out) in lines[0], lines[0]
+    val, test = _epoch_accuracies(captured.out)
+    if where == "summary":  # the bundle is whole: it loads, every sha256 checked
+        assert load_export(out).manifest["complete"] is True
+        assert f"{100 * load_export(out).manifest['val_acc']:.2f}" == f"{val:.2f}"
+        return
+    assert f"the trained network is kept in {out}: weights.pt, spec.json and manifest.json (measured: " \
+           f"val {val:.2f}%, test {test:.2f}%)" in lines[0]
+    _kept(out, val, test)
+    load_export(out)  # the files it lists check out
 
 
 @pytest.mark.slow

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from ..config import ConfigError
-from .kinds import LayerKind, layer_from_dict, registry
+from .kinds import MAX_SIDE, MAX_WIDTH, LayerKind, check_fields, layer_from_dict, registry, rule, shown
 from .kinds.conv import Conv
 from .kinds.pool import Pool
 
 POOL = Pool()
 MAX_LAYERS = 10_000  # a spec longer than this is refused before any counting
+MAX_PARAMS = 1_000_000_000  # a network larger than this is refused before it is built
 
 
 @dataclass(frozen=True)
@@ -28,14 +29,14 @@ class ArchSpec:
     class and the pooled map is the logits (seeds C and D)."""
 
     layers: tuple[LayerKind, ...]
-    head: str = "gap"
-    hidden: tuple[int, ...] = ()
-    head_dropout: float = 0.0
+    head: str = rule("gap", choices=("gap", "flatten"))
+    hidden: tuple[int, ...] = rule((), 1, MAX_WIDTH)
+    head_dropout: float = rule(0.0, 0, below=1)
     head_bias: bool = True
     linear: bool = True
-    in_channels: int = 1
-    image_size: int = 28
-    num_classes: int = 10
+    in_channels: int = rule(1, 1, MAX_WIDTH)
+    image_size: int = rule(28, 1, MAX_SIDE)
+    num_classes: int = rule(10, 1, MAX_WIDTH)
 
     # --- JSON round trip -------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -49,17 +50,19 @@ class ArchSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ArchSpec":
-        if not isinstance(d, dict) or not isinstance(d.get("layers"), (list, tuple)):
-            raise ConfigError("a spec is a JSON object with a 'layers' list: export one with 'budgetnas export'")
+        """A spec from its JSON: the schema (every key known, of its type and in its range:
+        kinds/__init__.py) is checked before anything is counted, then validate()."""
+        if not isinstance(d, dict) or type(d.get("layers")) not in (list, tuple):
+            got = shown(d.get("layers")) + " for 'layers'" if isinstance(d, dict) else shown(d)
+            raise ConfigError(f"a spec is a JSON object with a 'layers' list (got {got}): "
+                              "export one with 'budgetnas export'")
         if len(d["layers"]) > MAX_LAYERS:
             raise ConfigError(f"spec has {len(d['layers']):,} layers, more than {MAX_LAYERS:,}: pass a real spec")
+        check_fields(cls, d, "spec", ignore=())
         layers = tuple(layer_from_dict(layer, i) for i, layer in enumerate(d["layers"]))
         rest = {k: v for k, v in d.items() if k != "layers"}
-        try:
-            rest["hidden"] = tuple(rest.get("hidden", ()))
-            spec = cls(layers=layers, **rest)
-        except TypeError as e:
-            raise ConfigError(f"malformed spec ({e}): export one with 'budgetnas export'") from None
+        rest["hidden"] = tuple(rest.get("hidden", ()))
+        spec = cls(layers=layers, **rest)
         validate(spec)
         return spec
 
@@ -71,6 +74,8 @@ class ArchSpec:
             raise ConfigError(f"spec is not valid JSON ({e.msg} at line {e.lineno})") from None
         except RecursionError:
             raise ConfigError("spec is nested too deeply to be a spec: pass a spec.json made by budgetnas") from None
+        except ValueError:  # an integer of more than 4,300 digits
+            raise ConfigError("spec holds a number of over 4,300 digits: pass a spec.json made by budgetnas") from None
         return cls.from_dict(d)
 
 
@@ -181,27 +186,32 @@ def peak_ram(spec: ArchSpec) -> int:
 
 
 def validate(spec: ArchSpec) -> None:
-    """Raise ConfigError if the spec cannot be built."""
-    for name in ("in_channels", "image_size", "num_classes"):
-        value = getattr(spec, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"spec {name} must be a whole number >= 1 (got {value!r})")
-    if spec.head not in ("gap", "flatten"):
-        raise ConfigError(f"spec head must be 'gap' or 'flatten' (got {spec.head!r})")
+    """Raise ConfigError if the spec cannot be built: the schema's check of every value
+    first (a spec made in Python is checked as one read from JSON), then what depends on
+    the layers before (groups, the image side), then the whole (a conv, the head, size)."""
+    if type(spec.layers) is not tuple or len(spec.layers) > MAX_LAYERS:
+        raise ConfigError(f"spec layers must be a tuple of at most {MAX_LAYERS:,} layers")
+    check_fields(ArchSpec, {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}, "spec", ignore=())
     kinds = registry()
-    for i, (layer, cin, _, _, s) in enumerate(walk(spec)):
-        if type(layer) is not kinds.get(layer.kind):
+    for i, layer in enumerate(spec.layers):
+        if type(layer) is not kinds.get(getattr(layer, "kind", None)):
             raise ConfigError(f"spec layer {i} is not a layer kind of this version")
+        layer.check_fields(i)
+    for i, (layer, cin, _, _, s) in enumerate(walk(spec)):
         layer.check(i, cin)
         if s < 1:
             raise ConfigError(f"spec layer {i} shrinks the {spec.image_size}px image to nothing: use fewer pools or padding")
+        if s > MAX_SIDE:
+            raise ConfigError(f"spec layer {i} grows the image to {s:,}px, over {MAX_SIDE:,}: use less padding")
     if not any(layer.params(c) for layer, c, _, _, _ in walk(spec)):
         raise ConfigError("spec needs at least one conv layer")
     c, _ = feature_shape(spec)
     if not spec.linear and (c != spec.num_classes or spec.hidden):
         raise ConfigError(f"a spec without a linear head must end in a conv with {spec.num_classes} channels and no hidden layers")
-    if any(not isinstance(h, int) or h < 1 for h in spec.hidden) or not 0 <= spec.head_dropout < 1:
-        raise ConfigError("spec hidden widths must be >= 1 and head_dropout in [0, 1)")
+    params = param_count(spec)
+    if params > MAX_PARAMS:
+        raise ConfigError(f"spec has {params:,} parameters, more than budgetnas builds ({MAX_PARAMS:,}): "
+                          "pass a smaller spec")
 
 
 # --- budgets ------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ stored changed), 130 interrupted. Heavy imports happen inside commands: --help i
 """
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -32,15 +33,14 @@ def main(argv: list[str] | None = None, after_report=None) -> int:
     try:
         args = parser.parse_args(argv)
         if not getattr(args, "func", None):
-            parser.print_help()
-            return EXIT_BAD_INPUT
+            raise ConfigError(f"no command: give one of {', '.join(COMMANDS)} (see 'budgetnas --help')")
         args.after_report = after_report
         return args.func(args)
     except ExportIncomplete as e:
-        print(f"budgetnas: error: {e}", file=sys.stderr)
+        print(f"budgetnas: error: {one_line(e)}", file=sys.stderr)
         return EXIT_FAILED
     except ConfigError as e:
-        print(f"budgetnas: error: {e}", file=sys.stderr)
+        print(f"budgetnas: error: {one_line(e)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("budgetnas: interrupted", file=sys.stderr)
@@ -48,3 +48,14 @@ def main(argv: list[str] | None = None, after_report=None) -> int:
     except BrokenPipeError:  # output piped into head & co: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:
+        if e.errno != errno.ENAMETOOLONG:
+            raise
+        print(f"budgetnas: error: {one_line(e.filename or '')}: a file name too long for this system "
+              f"({e.strerror}): pass a shorter path", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def one_line(message: object) -> str:
+    """A message as one printable line (a value the user gave may hold line breaks)."""
+    return str(message).replace("\r", "\\r").replace("\n", "\\n")

@@ -4,11 +4,13 @@ or a preset trained into a bundle)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
-from ..config import ConfigError, DataConfig
+from ..config import ConfigError, DataConfig, ExportIncomplete
 from ..train.recipe import Recipe
 from .parser import config_kwargs
 from .search import data_config
@@ -183,21 +185,53 @@ def _train_and_export(args, spec, recipe, name, dcfg, budget, source_manifest) -
                        on_epoch=on_epoch)
     finally:
         bar.close()
-    meta = {
-        "source": "train", "name": name, "preset": args.preset.upper() if args.preset else None,
-        "trained_from": str(args.spec) if args.spec else None,
-        "val_acc": result.val_acc, "test_acc": result.test_acc, "budget": budget, "seconds": result.seconds,
-        "history": result.history, "seeds": {"init": args.seed, "split": dcfg.split_seed},
-        "recipe": recipe.to_dict(),
-        "data": data_record(dcfg.dataset, data.info, val_size=data.info["val_size"], split_seed=dcfg.split_seed,
-                            train_limit=dcfg.train_limit, train_size=data.info["train_size"]),
-        "trained_on": {"device": str(device), "torch": torch.__version__},
-    }
-    if source_manifest:
-        meta["parent"] = {k: source_manifest.get(k) for k in ("study", "trial", "val_acc", "test_acc")}
-    manifest = export_bundle(out, spec, {k: v.cpu() for k, v in net.state_dict().items()}, meta,
-                             f"{name} trained by budgetnas for {recipe.epochs} epochs", int8_data=int8_inputs(data))
-    print(f"saved {out}: val {100 * result.val_acc:.2f}%, test {100 * result.test_acc:.2f}% "
-          f"({manifest['params']:,} params, {result.seconds:.0f}s)")
-    print_bundle(manifest)
+    # from here on nothing measured may be lost: whatever fails, the weights and a manifest
+    # with these measurements are on disk first, and the one line says where
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    measured = {"source": "train", "name": name, "preset": args.preset.upper() if args.preset else None,
+                "trained_from": str(args.spec) if args.spec else None, "val_acc": result.val_acc,
+                "test_acc": result.test_acc, "budget": budget, "seconds": result.seconds, "history": result.history,
+                "seeds": {"init": args.seed, "split": dcfg.split_seed}, "recipe": recipe.to_dict()}
+    with _kept_on_failure(out, spec, state, measured):
+        meta = {**measured,
+                "data": data_record(dcfg.dataset, data.info, val_size=data.info["val_size"],
+                                    split_seed=dcfg.split_seed, train_limit=dcfg.train_limit,
+                                    train_size=data.info["train_size"]),
+                "trained_on": {"device": str(device), "torch": torch.__version__}}
+        if source_manifest:
+            meta["parent"] = {k: source_manifest.get(k) for k in ("study", "trial", "val_acc", "test_acc")}
+        manifest = export_bundle(out, spec, state, meta, f"{name} trained by budgetnas for {recipe.epochs} epochs",
+                                 int8_data=int8_inputs(data))
+    try:
+        print(f"saved {out}: val {100 * result.val_acc:.2f}%, test {100 * result.test_acc:.2f}% "
+              f"({manifest['params']:,} params, {result.seconds:.0f}s)")
+        print_bundle(manifest)
+    except BrokenPipeError:
+        raise
+    except Exception as e:  # the bundle is whole: only its summary is missing
+        raise ExportIncomplete(f"{_failure(e, 'printing the summary')}; the bundle in {out} is complete: "
+                               "see its manifest.json") from e
     return 0
+
+
+def _failure(e: BaseException, step: str) -> str:
+    return f"{step} failed ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]})"
+
+
+@contextlib.contextmanager
+def _kept_on_failure(out: Path, spec, state: dict, measured: dict) -> Iterator[None]:
+    """Run the steps after training so that whatever fails, the trained network and
+    ``measured`` are on disk first: an exception that has not kept them already (an
+    ExportIncomplete has) is turned into an ExportIncomplete whose one line says what
+    failed and where they are (``out``, else a temporary folder)."""
+    from ..export.bundle import FORMAT, keep_measured, kept_line
+    try:
+        yield
+    except ExportIncomplete:
+        raise
+    except Exception as e:
+        manifest = {"format": FORMAT, "title": f"{measured['name']} (incomplete)", "complete": False, **measured,
+                    "spec": spec.to_dict()}
+        where, why = keep_measured(out, spec, state, manifest)
+        moved = f"cannot write to {out} ({why}): " if why else ""
+        raise ExportIncomplete(f"{_failure(e, 'writing the bundle')}; {moved}{kept_line(where, measured)}") from e

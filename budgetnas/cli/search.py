@@ -41,6 +41,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     # a bad space file fails here, before any storage is touched; the data's own space is checked once loaded
     check_floors(for_data(cfg.space, 1, 28, 10), cfg.budget, cfg.max_macs, cfg.max_ram)
     url = storage_url(cfg.storage, cfg.study, cfg.workers)
+    from ..study.storage import check_storage
+    check_storage(url)  # in memory, a folder, another application's file: refused before the data is loaded
     if args.create_only:
         return create_study_only(cfg, url)
     if cfg.workers > 1:  # N processes on one study on this host
@@ -71,13 +73,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from ..study.create import load_existing
     from ..study.objective import worker_name
     from ..study.settings import SETTINGS_ATTR, TARGET_ATTR, config_from_settings
+    local = config_kwargs(SearchConfig, args, "worker")
+    SearchConfig(**local, data=DataConfig(data_dir=args.data_dir))  # this host's flags, checked before the storage
     study, url = load_existing(args.study, args.storage)
     settings = study.user_attrs.get(SETTINGS_ATTR)
     config_from_settings(args.study, settings)  # a study not made by budgetnas fails here, before anything else
     trials = args.trials if args.trials is not None else study.user_attrs.get(TARGET_ATTR)
     if trials is None and args.timeout is None:
         raise ConfigError(f"study {args.study!r} stores no target number of trials: pass --trials N or --timeout S")
-    local = config_kwargs(SearchConfig, args, "worker")
     local.update(trials=trials, storage=url, data_dir=args.data_dir)
     local.pop("study")
     cfg = config_from_settings(args.study, settings, **local)
@@ -94,8 +97,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_space(args: argparse.Namespace) -> int:
     from ..space import budget_use_summary, check_floors, for_data, label, space_lines
     from ..study.create import quiet_optuna
-    if args.samples < 1:
-        raise ConfigError("--samples must be at least 1")
     quiet_optuna()  # the sampling study's own log lines are not the user's business
     cfg = SearchConfig(**config_kwargs(SearchConfig, args, "space"))
     space = for_data(cfg.space, 1, 28, 10)

@@ -9,14 +9,14 @@ parser (cli/parser.py), the study's settings (study/settings.py) and the report
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from . import env
-from .errors import ConfigError
+from .values import (bytes_int, check_real, check_seed, check_study_name, check_text, check_whole, finite_float,
+                     macs_int, positive_int, require, seed_int)
 
 JOURNAL_PREFIX = "journal:"
 PRUNERS = ("auto", "margin", "median", "hyperband", "none")
@@ -25,39 +25,6 @@ DEVICES = ("auto", "cpu", "cuda")
 SUBSET_METHODS = ("random", "kmeans")
 HFLIP = ("auto", "yes", "no")
 DEFAULT_TRIALS = 30  # search --trials when neither it nor --timeout is given
-
-
-# --- text -> value, for flags ------------------------------------------------------------
-def positive_int(text: str) -> int:
-    """'25000', '25_000', '25,000' or '25k' -> 25000."""
-    try:
-        value = int(text.replace("_", "").replace(",", "").lower().rstrip("k")) * (1000 if text.lower().endswith("k") else 1)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    return value
-
-
-SIZE_SUFFIXES = {"k": 1_000, "m": 1_000_000}
-
-
-def size_int(text: str) -> int:
-    """'300k' -> 300000, '2M' -> 2000000, '20000' -> 20000 (k = 1,000 and M = 1,000,000,
-    for bytes too)."""
-    t = text.strip().replace("_", "").replace(",", "")
-    scale = SIZE_SUFFIXES.get(t[-1:].lower(), 1) if t else 1
-    digits = t[:-1] if scale > 1 else t
-    if not digits.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a size: use a whole number with an optional k (1,000) or "
-                                         "M (1,000,000) suffix, e.g. 300k")
-    return int(digits) * scale
-
-
-def tier_list(text: str) -> list[int]:
-    """'2k,5k,10k,25k' -> [2000, 5000, 10000, 25000]."""
-    tiers = [positive_int(t.strip()) for t in text.split(",") if t.strip()]
-    if not tiers or min(tiers) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a list of parameter counts like 2k,5k,10k,25k")
-    return sorted(set(tiers))
 
 
 # --- field metadata ----------------------------------------------------------------------------
@@ -98,13 +65,15 @@ def absent_value(f: dataclasses.Field, fl: Flag) -> Any:
     return f.default if fl.absent == AS_DEFAULT else fl.absent
 
 
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
-
-
 # --- the settings ---------------------------------------------------------------------------------
 DATA_COMMANDS = ("search", "train", "space")
+# upper limits of the counts: beyond them a value is a typo (and some would overflow later)
+MAX_EPOCHS = 10_000
+MAX_TRIALS = 1_000_000
+MAX_TIMEOUT = 10 ** 8  # seconds (three years)
+MAX_WORKERS = 1024
+MAX_THREADS = 1024
+MAX_RERUNS = 1000
 
 
 @dataclass(frozen=True)
@@ -118,14 +87,14 @@ class DataConfig:
                                       "at most 5000)", commands=("search", "train"), type=positive_int,
                                 store="pinned", report=True, show_default=False)
     split_seed: int = flag(0, "seed of the train/validation (and held-out test) split", commands=("search", "train"),
-                           type=int, store="pinned", report=True)
+                           type=seed_int, store="pinned", report=True)
     data_dir: str | None = flag(None, "folder with the idx files, or torchvision's download folder (default: "
                                       "$BUDGETNAS_DATA or the user cache dir)",
                                 commands=(*DATA_COMMANDS, "worker", "data"),
                                 helps=(("worker", "folder with the data on this host (default: $BUDGETNAS_DATA or "
                                                   "the cache)"),))
     train_fraction: float = flag(1.0, "data-subset fidelity: train each trial on this share of the training set",
-                                 type=float, store="pinned")
+                                 type=finite_float, store="pinned")
     subset_method: str = flag("random", "how --train-fraction picks images: random, or a k-means coreset per class",
                               option="--subset", choices=SUBSET_METHODS, store="stored", show_default=False)
     curriculum: bool = flag(False, "order the subset easy-to-hard in the first epoch", action="store_true",
@@ -139,18 +108,24 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         d = self.dataset
-        _check(isinstance(d, str) and d != "", "--dataset must name a dataset, a folder or an .npz file")
+        require(isinstance(d, str) and d.strip() != "", "--dataset must name a dataset, a folder or an .npz file")
         if ":" not in d and Path(d).exists():  # a path, made absolute: the study pins where it is
             object.__setattr__(self, "dataset", str(Path(d).resolve()))
-        _check(self.val_size is None or self.val_size >= 100, f"--val-size must be at least 100 (got {self.val_size})")
-        _check(self.image_size is None or 8 <= self.image_size <= 1024,
+        if self.val_size is not None:
+            check_whole(self.val_size, "--val-size", 100)
+        require(self.image_size is None or self.image_size in range(8, 1025) and not isinstance(self.image_size, bool),
                f"--image-size must be in 8..1024 pixels (got {self.image_size})")
-        _check(self.channels in (None, 1, 3), f"--channels must be 1 or 3 (got {self.channels})")
-        _check(self.hflip in HFLIP, f"--hflip must be auto, yes or no (got {self.hflip!r})")
-        _check(self.train_limit is None or self.train_limit >= 100,
-               f"--train-limit must be at least 100 (got {self.train_limit})")
-        _check(0.0 < self.train_fraction <= 1.0, f"--train-fraction must be in (0, 1] (got {self.train_fraction})")
-        _check(self.subset_method in SUBSET_METHODS,
+        require(self.channels is None or self.channels in (1, 3) and not isinstance(self.channels, bool),
+               f"--channels must be 1 or 3 (got {self.channels})")
+        require(self.hflip in HFLIP, f"--hflip must be auto, yes or no (got {self.hflip!r})")
+        if self.train_limit is not None:
+            check_whole(self.train_limit, "--train-limit", 100)
+        check_seed(self.split_seed, "--split-seed")
+        if self.data_dir is not None:
+            check_text(self.data_dir, "--data-dir", "leave it out for $BUDGETNAS_DATA or the user cache dir")
+        check_real(self.train_fraction, "--train-fraction", 0.0, 1.0, lo_open=True,
+                   message=f"--train-fraction must be in (0, 1] (got {self.train_fraction})")
+        require(self.subset_method in SUBSET_METHODS,
                f"unknown subset method {self.subset_method!r}: use random or kmeans")
 
 
@@ -159,11 +134,11 @@ class SearchConfig:
     budget: int = flag(25_000, "max trainable parameters", commands=("search", "space"), type=positive_int,
                        store="pinned", report=True)
     max_macs: int | None = flag(None, "max multiply-accumulates per image, e.g. 300k or 2M (default: no limit)",
-                                commands=("search", "space"), type=size_int, store="pinned", report=True,
+                                commands=("search", "space"), type=macs_int, store="pinned", report=True,
                                 show_default=False)
     max_ram: int | None = flag(None, "max peak activation memory of one int8 inference in bytes, e.g. 20k "
                                      "(README: peak RAM; default: no limit)", commands=("search", "space"),
-                               type=size_int, store="pinned", report=True, show_default=False)
+                               type=bytes_int, store="pinned", report=True, show_default=False)
     epochs: int = flag(1, "training epochs per candidate", type=int, store="pinned", report=True)
     data: DataConfig = field(default_factory=DataConfig)
     trials: int | None = flag(DEFAULT_TRIALS, "stop when the study holds this many trained trials (complete or "
@@ -173,7 +148,7 @@ class SearchConfig:
                                                 "the target stored by 'budgetnas search')"),))
     timeout: float | None = flag(None, "finish the search (data loading, trials, re-runs) within this many seconds: "
                                        "a candidate expected to end later is not started",
-                                 commands=("search", "worker"), type=float)
+                                 commands=("search", "worker"), type=finite_float)
     study: str = flag("budgetnas", "study name", commands=("search", "worker", "study"), required=("worker",),
                       helps=(("worker", "study name (made by 'budgetnas search --create-only')"),))
     storage: str | None = flag(None, "sqlite:///FILE.db, postgresql://USER@HOST/DB or journal:FILE "
@@ -181,7 +156,7 @@ class SearchConfig:
                                commands=("search", "worker", "study"), show_default=False)
     artifacts: str | None = flag(None, "folder for trained weights (default: beside the storage); with workers on "
                                        "several hosts, one they all share", commands=("search", "worker"))
-    seed: int = flag(0, "sampler seed; trial seeds derive from it", commands=("search", "space"), type=int,
+    seed: int = flag(0, "sampler seed; trial seeds derive from it", commands=("search", "space"), type=seed_int,
                      store="stored", report=True)
     sampler: str = flag("tpe", "the Optuna sampler", choices=SAMPLERS, store="stored", report=True)
     pruner: str = flag("auto", "median for 1 epoch and hyperband across epochs for more (auto), or as named "
@@ -213,23 +188,37 @@ class SearchConfig:
         return 3 if self.trials is None or self.trials >= 10 else 0
 
     def __post_init__(self) -> None:
-        _check(self.budget >= 1, f"--budget must be a positive number of parameters (got {self.budget})")
-        _check(self.max_macs is None or self.max_macs >= 1,
-               f"--max-macs must be a positive number of multiply-accumulates (got {self.max_macs})")
-        _check(self.max_ram is None or self.max_ram >= 1, f"--max-ram must be a positive number of bytes (got {self.max_ram})")
-        _check(self.epochs >= 1, f"--epochs must be at least 1 (got {self.epochs})")
-        _check(self.trials is None or self.trials >= 1, f"--trials must be at least 1 (got {self.trials})")
-        _check(self.timeout is None or self.timeout > 0, f"--timeout must be positive seconds (got {self.timeout})")
-        _check(self.pruner in PRUNERS, f"unknown pruner {self.pruner!r}: use one of {', '.join(PRUNERS)}")
-        _check(self.sampler in SAMPLERS, f"unknown sampler {self.sampler!r}: use one of {', '.join(SAMPLERS)}")
-        _check(self.device in DEVICES, f"unknown device {self.device!r}: use one of {', '.join(DEVICES)}")
-        _check(self.workers >= 1, f"--workers must be at least 1 (got {self.workers})")
-        _check(self.threads is None or self.threads >= 1, f"--threads must be at least 1 (got {self.threads})")
-        _check(1 <= self.eval_points <= 100, f"--eval-points must be in 1..100 (got {self.eval_points})")
-        _check(self.warm_start in (None, "presets"), "--warm-start takes only 'presets'")
-        _check(self.confirm_top is None or self.confirm_top >= 0, f"--confirm-top must be 0 or more (got {self.confirm_top})")
-        _check(self.reruns >= 0, f"--reruns must be 0 or more (got {self.reruns})")
-        _check(bool(self.study) and "/" not in self.study, "--study must be a non-empty name without '/'")
+        check_whole(self.budget, "--budget", low=f"must be a positive number of parameters (got {self.budget})")
+        for option, value, unit in (("--max-macs", self.max_macs, "multiply-accumulates"),
+                                    ("--max-ram", self.max_ram, "bytes")):
+            if value is not None:
+                check_whole(value, option, low=f"must be a positive number of {unit} (got {value})")
+        check_whole(self.epochs, "--epochs", 1, MAX_EPOCHS)
+        if self.trials is not None:
+            check_whole(self.trials, "--trials", 1, MAX_TRIALS)
+        if self.timeout is not None:
+            check_real(self.timeout, "--timeout", 0.0, MAX_TIMEOUT, lo_open=True,
+                       message=f"--timeout must be positive seconds (got {self.timeout})"
+                       if isinstance(self.timeout, (int, float)) and self.timeout <= 0 else
+                       f"--timeout must be a finite number of seconds, at most {MAX_TIMEOUT:,} (got {self.timeout})")
+        require(self.pruner in PRUNERS, f"unknown pruner {self.pruner!r}: use one of {', '.join(PRUNERS)}")
+        require(self.sampler in SAMPLERS, f"unknown sampler {self.sampler!r}: use one of {', '.join(SAMPLERS)}")
+        require(self.device in DEVICES, f"unknown device {self.device!r}: use one of {', '.join(DEVICES)}")
+        check_whole(self.workers, "--workers", 1, MAX_WORKERS)
+        if self.threads is not None:
+            check_whole(self.threads, "--threads", 1, MAX_THREADS)
+        check_whole(self.eval_points, "--eval-points", 1, 100, low=f"must be in 1..100 (got {self.eval_points})")
+        require(self.warm_start in (None, "presets"), "--warm-start takes only 'presets'")
+        if self.confirm_top is not None:
+            check_whole(self.confirm_top, "--confirm-top", 0, MAX_RERUNS,
+                        low=f"must be 0 or more (got {self.confirm_top})")
+        check_whole(self.reruns, "--reruns", 0, MAX_RERUNS, low=f"must be 0 or more (got {self.reruns})")
+        check_seed(self.seed, "--seed")
+        check_study_name(self.study)
+        if self.storage is not None:
+            check_text(self.storage, "--storage", "leave it out for $BUDGETNAS_STORAGE or sqlite:///studies/STUDY.db")
+        if self.artifacts is not None:
+            check_text(self.artifacts, "--artifacts", "leave it out to keep the weights beside the storage")
 
 
 # --- where a study's files go -----------------------------------------------------------------------
@@ -244,6 +233,9 @@ def default_storage_url(study: str, workers: int = 1, root: str | Path = "studie
 
 def storage_url(storage: str | None, study: str, workers: int = 1) -> str:
     """The storage a command uses: the one given, else $BUDGETNAS_STORAGE, else the default."""
+    if storage is not None:
+        check_text(storage, "--storage", "leave it out for $BUDGETNAS_STORAGE or sqlite:///studies/STUDY.db")
+    check_study_name(study)
     return storage or env.storage() or default_storage_url(study, workers)
 
 

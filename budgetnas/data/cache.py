@@ -22,7 +22,8 @@ def read(folder: Path, key: str) -> Arrays | None:
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
         return None  # no cache or a damaged one: decode again
     return Arrays(arr["x_train"], arr["y_train"], arr.get("x_test"), arr.get("y_test"), tuple(meta["classes"]),
-                  meta["fingerprint"], list(meta.get("notes", [])), cached=True)
+                  meta["fingerprint"], list(meta.get("notes", [])), cached=True, x_val=arr.get("x_val"),
+                  y_val=arr.get("y_val"))
 
 
 def write(folder: Path, key: str, a: Arrays) -> None:
@@ -36,6 +37,8 @@ def write(folder: Path, key: str, a: Arrays) -> None:
             arrays = {"x_train": a.x_train, "y_train": a.y_train}
             if a.x_test is not None:
                 arrays.update(x_test=a.x_test, y_test=a.y_test)
+            if a.x_val is not None:
+                arrays.update(x_val=a.x_val, y_val=a.y_val)
             np.savez(tmp, **arrays)
             os.replace(tmp, target)
         entry = folder / "index" / f"{key}.json"

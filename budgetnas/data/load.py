@@ -97,7 +97,8 @@ def arrays_of(cfg: DataConfig, folder: Path | None) -> tuple[Arrays, Source, str
         return hit, source, cfg.dataset
     arrays, where = source.load(cfg)
     if not arrays.fingerprint:
-        arrays.fingerprint = fingerprint(arrays.x_train, arrays.y_train, arrays.x_test, arrays.y_test, arrays.classes)
+        arrays.fingerprint = fingerprint(arrays.x_train, arrays.y_train, arrays.x_test, arrays.y_test, arrays.classes,
+                                         arrays.x_val, arrays.y_val)
     if key:
         cache.write(folder, key, arrays)
     return arrays, source, where
@@ -126,12 +127,21 @@ def load_data(cfg: DataConfig) -> Data:
                      f"seed {cfg.split_seed}) held out as the test set")
     else:
         x_test, y_test = arrays.x_test, arrays.y_test
-    val_size = cfg.val_size if cfg.val_size is not None else min(5000, max(1, len(x) // 10))
-    if val_size >= len(x):
-        raise SourceError(f"{where}: {len(x)} training images for a {val_size}-image validation split: "
-                          "use a smaller --val-size or more images")
-    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(cfg.split_seed))
-    val_idx, train_idx = perm[:val_size], perm[val_size:]
+    if arrays.x_val is not None:  # the source's own validation split (a val/ folder, x_val)
+        if cfg.val_size is not None:
+            raise SourceError(f"{where}: it has its own validation split ({len(arrays.y_val):,} images): "
+                              "drop --val-size, or merge the split into the training images to draw one")
+        val_size, val_from = len(arrays.y_val), "given"
+        x, y = np.concatenate([arrays.x_val, x]), np.concatenate([arrays.y_val, y])
+        val_idx, train_idx = torch.arange(val_size), torch.arange(val_size, len(x))
+    else:
+        val_size = cfg.val_size if cfg.val_size is not None else min(5000, max(1, len(x) // 10))
+        val_from = f"drawn: seed {cfg.split_seed}"
+        if val_size >= len(x):
+            raise SourceError(f"{where}: {len(x)} training images for a {val_size}-image validation split: "
+                              "use a smaller --val-size or more images")
+        perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(cfg.split_seed))
+        val_idx, train_idx = perm[:val_size], perm[val_size:]
     if cfg.train_limit:
         train_idx = train_idx[: cfg.train_limit]
     c, h, w = x.shape[1:]
@@ -157,11 +167,11 @@ def load_data(cfg: DataConfig) -> Data:
               "train_size": int(len(train_idx)), "train_fraction": cfg.train_fraction,
               "subset_method": cfg.subset_method if cfg.train_fraction < 1 else None, "curriculum": cfg.curriculum,
               "test_size": int(len(y_test)), "data_dir": where,
-              "fingerprint": arrays.fingerprint, "images": int(len(arrays.y_train) + (len(arrays.y_test)
-                                                                                        if arrays.y_test is not None else 0)),
+              "fingerprint": arrays.fingerprint,
+              "images": int(sum(len(v) for v in (arrays.y_train, arrays.y_test, arrays.y_val) if v is not None)),
               "shape": [int(c), int(h), int(w)], "classes": list(arrays.classes), "mean": mean, "std": std,
-              "test_from": test_from, "image_size": cfg.image_size, "channels": cfg.channels, "hflip": natural,
-              "notes": notes, "cached": arrays.cached},
+              "test_from": test_from, "val_from": val_from, "image_size": cfg.image_size, "channels": cfg.channels,
+              "hflip": natural, "notes": notes, "cached": arrays.cached},
     )
     checksums = source.checksums(cfg.dataset)
     if checksums is not None:

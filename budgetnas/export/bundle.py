@@ -11,6 +11,7 @@ then reloads each one from disk and checks that it gives the same logits.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -26,16 +27,19 @@ import torch
 
 from ..arch import ArchSpec, macs, param_count, peak_ram
 from ..arch.build import build_model
+from ..arch.kinds import fits, shown, wanted
 from ..config import VERSION as __version__
 from ..config import ConfigError, ExportIncomplete
 from ..data.sources import is_builtin
 from ..data.sources.idx import REGISTRY
+from ..train.recipe import Recipe
 from . import int8 as quantize
 from .formats import FORMATS, TOL_EXACT, Context, ExportCheckFailed
 
 FORMAT = "budgetnas-export/1"
 BUNDLE_FILES = ("spec.json", "weights.pt", *(f.file for f in FORMATS))
 CHECK_BATCH = 16  # images of the fixed random input the self-check compares logits on
+MAX_JSON_BYTES = 8 << 20  # a spec.json or manifest.json larger than this is refused unread
 
 
 @dataclass
@@ -104,12 +108,11 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"budgetnas": __version__, "python": platform.python_version(),
-                                  "torch": torch.__version__}
+    out: dict[str, Any] = {"budgetnas": __version__, "python": platform.python_version(), "torch": torch.__version__}
     for name in ("optuna", "numpy", *(p for f in FORMATS for p in f.packages)):
         try:
             out[name] = __import__(name).__version__
-        except ImportError:
+        except Exception:  # absent, or an install that does not import
             out[name] = None
     return out
 
@@ -138,23 +141,40 @@ def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 # --- writing a bundle -----------------------------------------------------------------------
-def _kept_line(where: Path, meta: dict) -> str:
-    acc = ", ".join(f"{k.split('_')[0]} {100 * meta[k]:.2f}%" for k in ("val_acc", "test_acc")
-                    if meta.get(k) is not None)
+def kept_line(where: Path, meta: dict) -> str:
+    acc = ", ".join(f"{k[:-4]} {100 * meta[k]:.2f}%" for k in ("val_acc", "test_acc") if meta.get(k) is not None)
     return (f"the trained network is kept in {where}: weights.pt, spec.json and manifest.json"
             + (f" (measured: {acc})" if acc else ""))
 
 
-def _write_measured(out: Path, spec: ArchSpec, net: torch.nn.Module, manifest: dict) -> None:
+def _write_measured(out: Path, spec: ArchSpec, state: dict[str, torch.Tensor], manifest: dict) -> None:
     """spec.json, weights.pt and a manifest holding every measurement: written before any
     step that may fail (exporters, self-checks), so no run's result is ever lost."""
+    out.mkdir(parents=True, exist_ok=True)
     paths = {"spec.json": out / "spec.json", "weights.pt": out / "weights.pt"}
     _write_text(paths["spec.json"], json.dumps(spec.to_dict(), indent=2, sort_keys=True) + "\n")
     tmp = paths["weights.pt"].with_name("weights.pt.part")
-    torch.save({k: v.contiguous() for k, v in net.state_dict().items()}, tmp)
+    torch.save({k: v.detach().cpu().contiguous() for k, v in state.items()}, tmp)
     os.replace(tmp, paths["weights.pt"])
     manifest["files"] = {name: {"sha256": sha256(p), "bytes": p.stat().st_size} for name, p in paths.items()}
     _write_text(out / "manifest.json", json.dumps(manifest, indent=2, default=str) + "\n")
+
+
+def keep_measured(out: Path, spec: ArchSpec, state: dict[str, torch.Tensor], manifest: dict) -> tuple[Path, str]:
+    """_write_measured into ``out``, else into a new temporary folder: (the folder, why
+    not ``out`` or ''). ExportIncomplete if neither can take them."""
+    try:
+        _write_measured(Path(out), spec, state, manifest)
+        return Path(out), ""
+    except Exception as e:  # OSError; a full disk makes torch.save raise RuntimeError
+        why = getattr(e, "strerror", None) or (str(e).splitlines() or [type(e).__name__])[0]
+        try:
+            rescue = Path(tempfile.mkdtemp(prefix="budgetnas-kept-"))
+            _write_measured(rescue, spec, state, manifest)
+        except Exception:
+            raise ExportIncomplete(f"cannot write to {out} ({why}) nor to a temporary folder: nothing could be "
+                                   "kept; free some disk space") from e
+        return rescue, why
 
 
 def export_bundle(out: str | Path, spec: ArchSpec, state: dict[str, torch.Tensor], meta: dict,
@@ -186,7 +206,7 @@ def export_bundle(out: str | Path, spec: ArchSpec, state: dict[str, torch.Tensor
         "format": FORMAT, "title": title, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "complete": False,  # true once every file is written and checked
         "params": params, "macs": macs(spec), "ram": peak_ram(spec), "budget": budget,
-        "budget_use": params / budget if budget else None,
+        "budget_use": params / budget if type(budget) is int and budget > 0 else None,
         **meta,
         "spec": spec.to_dict(),
         "input": {"shape": [spec.in_channels, spec.image_size, spec.image_size], "dtype": "float32",
@@ -194,17 +214,9 @@ def export_bundle(out: str | Path, spec: ArchSpec, state: dict[str, torch.Tensor
                   "onnx_output": "logits"},
         "versions": versions(),
     }
-    try:
-        _write_measured(out, spec, net, manifest)
-    except (OSError, RuntimeError) as e:  # a full disk makes torch.save raise RuntimeError
-        why = getattr(e, "strerror", None) or str(e).splitlines()[0]
-        try:
-            rescue = Path(tempfile.mkdtemp(prefix="budgetnas-kept-"))
-            _write_measured(rescue, spec, net, manifest)
-        except (OSError, RuntimeError):
-            raise ExportIncomplete(f"cannot write to {out} ({why}) nor to a temporary folder: nothing could be "
-                                   "kept; free some disk space") from e
-        raise ExportIncomplete(f"cannot write to {out} ({why}): {_kept_line(rescue, meta)}") from e
+    where, why = keep_measured(out, spec, net.state_dict(), manifest)
+    if why:
+        raise ExportIncomplete(f"cannot write to {out} ({why}): {kept_line(where, meta)}")
 
     step = FORMATS[0].file
     try:
@@ -250,7 +262,7 @@ def export_bundle(out: str | Path, spec: ArchSpec, state: dict[str, torch.Tensor
     except Exception as e:
         cause = str(e) if isinstance(e, ExportCheckFailed) else \
             f"writing {step} failed ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]})"
-        raise ExportIncomplete(f"{cause}; {_kept_line(out, meta)}; the other files were not written") from e
+        raise ExportIncomplete(f"{cause}; {kept_line(out, meta)}; the other files were not written") from e
     return manifest
 
 
@@ -280,19 +292,73 @@ def check_files(paths: dict[str, Path], ref: torch.Tensor, ctx: Context, skipped
 
 
 # --- reading a bundle ------------------------------------------------------------------------
+def read_text(path: Path, what: str) -> str:
+    """A spec.json or manifest.json's text; ConfigError naming it if unreadable or too large."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise ConfigError(f"{path}: {size / 2**20:,.0f} MiB is too large for a {what} (at most "
+                              f"{MAX_JSON_BYTES >> 20} MiB): pass one made by budgetnas")
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read it ({getattr(e, 'strerror', None) or e}): pass a {what} made by "
+                          "budgetnas") from None
+
+
 def read_manifest(path: str | Path) -> dict:
+    """An export folder's manifest.json: a JSON object of this format, the keys read checked."""
     path = Path(path)
     mf = path / "manifest.json"
     if not mf.is_file():
         raise ConfigError(f"{path} is not a budgetnas export (no manifest.json): make one with 'budgetnas export'")
+    text = read_text(mf, "manifest.json")  # its ConfigError is a ValueError: not caught below
     try:
-        manifest = json.loads(mf.read_text())
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{mf}: not valid JSON ({e.msg} at line {e.lineno}): export again") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        got = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
-        raise ConfigError(f"{mf}: format {got!r} is not {FORMAT!r}: export again")
+        manifest = json.loads(text)
+    except (RecursionError, ValueError) as e:  # ValueError: not JSON, or an integer of over 4,300 digits
+        why = f"{e.msg} at line {e.lineno}" if isinstance(e, json.JSONDecodeError) else \
+            "nested too deeply" if isinstance(e, RecursionError) else "a number of over 4,300 digits"
+        raise ConfigError(f"{mf}: not valid JSON ({why}): export again") from None
+    if not isinstance(manifest, dict):
+        raise ConfigError(f"{mf}: a manifest is a JSON object, not {shown(manifest)}: export again")
+    if manifest.get("format") != FORMAT:
+        raise ConfigError(f"{mf}: format {shown(manifest.get('format'))} is not {FORMAT!r}: export again")
+    check_manifest(manifest, mf)
     return manifest
+
+
+# the keys read (train, load_export): (type, rule); null or absent (older bundles) is fine
+MANIFEST_KEYS = {"budget": ("int", {"lo": 1}), "study": ("str", {}), "trial": ("int", {"lo": 0}),
+                 "val_acc": ("float", {"lo": 0, "hi": 1}), "test_acc": ("float", {"lo": 0, "hi": 1}),
+                 **{f"recipe.{f.name}": (f.type, {}) for f in dataclasses.fields(Recipe)},
+                 "data.dataset": ("str", {}), "data.image_size": ("int", {"lo": 8, "hi": 1024}),
+                 "data.channels": ("int", {"choices": (1, 3)}), "data.fingerprint": ("str", {})}
+
+
+def check_manifest(manifest: dict, mf: Path) -> None:
+    """ConfigError naming ``mf`` and the key for the first value read that is not of its type."""
+    def bad(key: str, what: str, v: Any) -> ConfigError:
+        return ConfigError(f"{mf}: key {key!r} must be {what} (got {shown(v)}): fix it or export again")
+
+    for key, (kind, meta) in MANIFEST_KEYS.items():
+        top, _, sub = key.partition(".")
+        v = manifest.get(top)
+        if sub and v is not None:
+            if not isinstance(v, dict):
+                raise bad(top, "an object or null", v)
+            v = v.get(sub)
+        if v is not None and not fits(kind, meta, v):
+            raise bad(key, wanted(kind, meta) + " or null", v)
+    try:
+        Recipe.from_dict({**(manifest.get("recipe") or {}), "epochs": 1})  # its choices and ranges
+    except ConfigError as e:
+        raise ConfigError(f"{mf}: key 'recipe': {e}") from None
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise bad("files", "an object (file name: its sha256)", files)
+    for name, rec in files.items():
+        if Path(name).name != name or name in ("", ".", "..") or type(rec) is not dict or type(
+                rec.get("sha256")) is not str:
+            raise bad(f"files.{name}", "a file of the folder with its sha256", rec)
 
 
 def load_export(path: str | Path) -> Bundle:
@@ -306,9 +372,18 @@ def load_export(path: str | Path) -> Bundle:
             raise ConfigError(f"{p}: missing from the export: export again")
         if sha256(p) != rec["sha256"]:
             raise ConfigError(f"{p}: sha256 does not match manifest.json (the file was changed): export again")
-    spec = ArchSpec.from_json((path / "spec.json").read_text())
+    spec = spec_from_file(path / "spec.json")
     net = build_loaded(spec, load_state(path / "weights.pt"), str(path / "weights.pt"))
     return Bundle(path=path, spec=spec, model=net, manifest=manifest)
+
+
+def spec_from_file(spec_file: Path) -> ArchSpec:
+    """The spec in a spec.json; ConfigError naming the file and the problem."""
+    text = read_text(spec_file, "spec.json")
+    try:
+        return ArchSpec.from_json(text)
+    except ConfigError as e:
+        raise ConfigError(f"{spec_file}: {e}") from None
 
 
 def spec_from_path(path: str | Path) -> tuple[ArchSpec, dict | None]:
@@ -317,17 +392,9 @@ def spec_from_path(path: str | Path) -> tuple[ArchSpec, dict | None]:
     path = Path(path)
     if path.is_dir():
         manifest = read_manifest(path)
-        spec_file = path / "spec.json"
-    else:
-        manifest, spec_file = None, path
-    if not spec_file.is_file():
-        raise ConfigError(f"{spec_file}: no such spec file: pass a spec.json or an export folder")
-    try:
-        text = spec_file.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{spec_file}: cannot read it ({e}): pass a spec.json") from None
-    try:
-        spec = ArchSpec.from_json(text)
-    except ConfigError as e:
-        raise ConfigError(f"{spec_file}: {e}") from None
-    return spec, manifest
+        if not (path / "spec.json").is_file():
+            raise ConfigError(f"{path} has no spec.json: export it again, or pass a spec.json")
+        return spec_from_file(path / "spec.json"), manifest
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such spec file: pass a spec.json or an export folder")
+    return spec_from_file(path), None

@@ -109,6 +109,7 @@ def export_trial(study, url: str, out: str | Path | None, trial: int | None = No
     from ..data.load import load_data
     try:
         int8_data = int8_inputs(load_data(config_from_settings(name, settings or None, data_dir=data_dir).data))
-    except ConfigError as e:  # no data here: the other files are still worth writing
-        int8_data = f"the {settings.get('dataset', 'mnist')} images could not be loaded ({e}): pass --data-dir"
+    except Exception as e:  # no data here (or too much for memory): the other files are still worth writing
+        why = e if isinstance(e, ConfigError) else f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
+        int8_data = f"the {settings.get('dataset', 'mnist')} images could not be loaded ({why}): pass --data-dir"
     return chosen, out, export_bundle(out, spec, state, meta, title, int8_data=int8_data)

@@ -161,6 +161,8 @@ def check_writable(out: Path) -> None:
     out = Path(out)
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder: pass a file name such as {out / 'report.html'}")
+    if out.exists() and not out.is_file():  # a device or a pipe: the report's rename would replace it
+        raise ConfigError(f"--out {out} is not a regular file: pass a file name such as report.html")
     parent = out.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent

@@ -111,7 +111,7 @@ def space_from_dict(d: Any, where: str = "space") -> Space:
     if not isinstance(d, dict):
         raise ConfigError(f"{where}: a space is a table of keys (got {type(d).__name__}): see README, 'Search spaces'")
     base = d.get("base", "plain")
-    if base not in NAMED:
+    if not isinstance(base, str) or base not in NAMED:
         raise ConfigError(f"{where}: key 'base' must be one of {', '.join(map(repr, NAMED))} (got {_toml(base)})")
     values: dict[str, Any] = {}
     for key, value in d.items():
@@ -144,6 +144,8 @@ def read_space_file(path: str | Path) -> Space:
         d = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"space file {p} is not valid TOML ({e}): see README, 'Search spaces'") from None
+    except RecursionError:
+        raise ConfigError(f"space file {p} is nested too deeply to be a space: see README, 'Search spaces'") from None
     return space_from_dict(d, f"space file {p}")
 
 

@@ -106,7 +106,7 @@ def create_or_load_study(cfg: SearchConfig, storage: optuna.storages.BaseStorage
     """Create the study once (or load it) and pin its settings and its data's identity;
     refuse a rerun whose settings or data would make its trials incomparable."""
     study = optuna.create_study(study_name=cfg.study, storage=storage, direction="maximize",
-                                sampler=make_sampler(cfg.sampler, cfg.seed + 1000 * worker),
+                                sampler=make_sampler(cfg.sampler, (cfg.seed + 1000 * worker) % 2 ** 32),
                                 pruner=make_pruner(cfg.pruner, cfg.epochs, cfg.eval_points), load_if_exists=True)
     stored = study.user_attrs.get(SETTINGS_ATTR)
     wanted = study_settings(cfg, data)

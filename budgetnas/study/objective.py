@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import torch
 
 from ..arch import UNITS, ArchSpec, layer_table, macs, over_budgets, param_count, peak_ram
 from ..arch.build import build_model
-from ..config import SearchConfig
+from ..config import ExportIncomplete, SearchConfig
 from ..space import Space, sample_recipe, sample_spec
 from ..train import Recipe
 from ..train.loop import Diverged, report_count, train
@@ -167,10 +168,11 @@ class Objective:
             self.on_event(TrialEvent(trial.number, "pruned", params, cfg.budget, seconds=time.perf_counter() - t0,
                                      reason=f"diverged ({e})"))
             raise optuna.TrialPruned(f"diverged: {e}") from None
-        weights = self._save_weights(trial.number, model)
+        # the measurements are stored before the weights are written: a failing write loses neither
         record.write(trial, val_acc=result.val_acc, test_acc=result.test_acc, seconds=result.seconds,
-                     history=result.history, weights=str(weights), device=str(self.device),
-                     precision=result.precision, threads=torch.get_num_threads(), torch=torch.__version__)
+                     history=result.history, device=str(self.device), precision=result.precision,
+                     threads=torch.get_num_threads(), torch=torch.__version__)
+        record.write(trial, weights=str(self._save_weights(trial, model, result.val_acc)))
         self.on_event(TrialEvent(trial.number, "complete", params, cfg.budget, result.val_acc, result.test_acc,
                                  result.seconds, rerun_of=rerun_of))
         return result.val_acc
@@ -206,11 +208,32 @@ class Objective:
         except Exception:  # a note is a convenience: never let it fail a trial
             pass
 
-    def _save_weights(self, number: int, model: torch.nn.Module) -> Path:
-        self.weights_dir.mkdir(parents=True, exist_ok=True)
-        path = self.weights_dir / f"trial_{number}.pt"
-        tmp = path.with_suffix(".pt.part")
+    def _save_weights(self, trial: optuna.Trial, model: torch.nn.Module, val_acc: float) -> Path:
+        """trial_N.pt in the weights folder. If it cannot be written (a full disk), into a
+        temporary folder, recorded as the trial's weights; then ExportIncomplete says where
+        (the trial ends failed, its measurements stored)."""
         state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-        torch.save(state, tmp)
-        os.replace(tmp, path)  # atomic: a killed worker leaves no half-written weights
-        return path
+        try:
+            return save_atomic(state, self.weights_dir / f"trial_{trial.number}.pt")
+        except Exception as e:  # OSError; a full disk makes torch.save raise RuntimeError
+            why = getattr(e, "strerror", None) or (str(e).splitlines() or [type(e).__name__])[0]
+            where = f"cannot write the weights of trial {trial.number} to {self.weights_dir} ({why})"
+            measured = f"its measurements (val {100 * val_acc:.2f}%)"
+            try:
+                rescue = Path(tempfile.mkdtemp(prefix="budgetnas-kept-"))
+                kept = save_atomic(state, rescue / f"trial_{trial.number}.pt")
+            except Exception:
+                raise ExportIncomplete(f"{where} nor to a temporary folder; {measured} are stored in the study: "
+                                       "free some disk space") from e
+            record.write(trial, weights=str(kept))
+            raise ExportIncomplete(f"{where}: they are kept in {kept}, {measured} in the study; free some disk space "
+                                   "and run the search again to go on") from e
+
+
+def save_atomic(state: dict[str, torch.Tensor], path: Path) -> Path:
+    """torch.save through a .part file: a killed worker leaves no half-written weights."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".pt.part")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path

@@ -1,20 +1,24 @@
-"""Study storages: the URL forms (sqlite:///FILE, postgresql://..., journal:FILE) and
-opening them (with retries, SQLite pragmas, trial heartbeats: $BUDGETNAS_HEARTBEAT,
-config/env.py); every URL or driver message it shows is redacted (urls.py). Knows
-nothing of trials, models or torch.
+"""Study storages: the URL forms (sqlite:///FILE, postgresql://..., journal:FILE), the
+check that refuses one that cannot hold a study (in memory, a folder, another
+application's database or file: left byte-identical) and opening them (with retries,
+SQLite pragmas, trial heartbeats: $BUDGETNAS_HEARTBEAT, config/env.py); every URL or
+driver message it shows is redacted (urls.py). Knows nothing of trials, models or torch.
 """
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import tempfile
 import time
+import urllib.parse
 import warnings
 from pathlib import Path
 
 import optuna
 
-from ..config import JOURNAL_PREFIX, ConfigError, env
-from .urls import redact, scrub
+from ..config import JOURNAL_PREFIX, ConfigError, env, storage_file
+from .urls import in_memory, redact, scrub
 
 STALE_RETRIES = 2  # a trial whose worker died is queued again at most this many times
 
@@ -26,6 +30,7 @@ def open_storage(url: str, heartbeat: bool = False, create: bool = True) -> optu
     a trial whose worker died is failed and queued again with the same parameters
     (config/env.py: heartbeat). ``create=False`` (read-only commands) never creates a file,
     a table or a study: a storage that does not hold one is an error."""
+    check_storage(url, create)
     if url.startswith(JOURNAL_PREFIX):
         path = Path(url[len(JOURNAL_PREFIX):])
         if not create and not path.is_file():
@@ -48,6 +53,7 @@ def open_storage(url: str, heartbeat: bool = False, create: bool = True) -> optu
         raise ConfigError(f"malformed storage URL {redact(url)!r}: use sqlite:///FILE.db, "
                           "postgresql://USER@HOST/DB or journal:FILE")
     kwargs: dict = {"skip_table_creation": not create}
+    storage = None
     if heartbeat:
         interval, grace = env.heartbeat()
         kwargs.update(heartbeat_interval=interval, grace_period=grace)
@@ -64,12 +70,102 @@ def open_storage(url: str, heartbeat: bool = False, create: bool = True) -> optu
             _sqlite_fast_commits(storage)
         return storage
     except Exception as e:  # sqlalchemy raises many types; all mean the same to a user
+        if storage is not None:  # close its connections: SQLite removes the -wal and -shm files they made
+            storage.engine.dispose()
         cause = _root_cause(e)
         if not create and "version_info" in cause:  # a database, but no Optuna tables in it
             raise ConfigError(f"{redact(url)} holds no study storage ({scrub(cause, url)}): "
                               "pass the --storage the study was made in") from None
         raise ConfigError(f"cannot open storage {redact(url)} ({scrub(cause, url)}): "
                           "check the URL and that the database server is running") from None
+
+
+OPTUNA_TABLES = {"studies", "version_info"}  # tables of every Optuna RDB schema
+OPTUNA_ALL = OPTUNA_TABLES | {"alembic_version", "study_directions", "study_system_attributes", "study_user_attributes",
+                              "trials", "trial_heartbeats", "trial_intermediate_values", "trial_params",
+                              "trial_system_attributes", "trial_user_attributes", "trial_values"}
+
+
+def check_storage(url: str, create: bool = True) -> None:
+    """Refuse a storage that cannot hold a study before anything opens it: an empty URL,
+    SQLite in memory, a folder, an existing SQLite file that is no Optuna storage
+    (another application's database: Optuna would add its tables and switch it to WAL;
+    without ``create``, also an empty one) and (``create``) a file that is no journal
+    (Optuna would append to it). Such a file is only read, without locks or side files:
+    it stays byte-identical."""
+    if not url.strip():
+        raise ConfigError("empty storage URL: pass sqlite:///FILE.db, postgresql://USER@HOST/DB or journal:FILE")
+    if in_memory(url):
+        raise ConfigError(f"storage {redact(url)} is in memory; a study in memory vanishes when the process ends: "
+                          "pass sqlite:///FILE.db")
+    path = storage_file(url)
+    if path is None:
+        return
+    if str(path) in ("", "."):
+        raise ConfigError(f"storage {redact(url)} names no file: pass journal:FILE or sqlite:///FILE.db")
+    if path.is_dir():
+        raise ConfigError(f"storage {redact(url)} is a folder: pass a file in it, e.g. {url.rstrip('/')}/"
+                          f"{'budgetnas.db' if url.startswith('sqlite') else 'budgetnas.journal'}")
+    if path.is_file() and url.startswith("sqlite"):
+        _check_sqlite_file(path, url, create)
+    elif create and path.is_file():
+        _check_journal_file(path, url)
+
+
+def _check_sqlite_file(path: Path, url: str, create: bool) -> None:
+    """An existing SQLite file holds no tables but Optuna's (none yet: a new file, or one
+    that another process is making a storage of right now) or Optuna's essential ones."""
+    try:
+        tables = _sqlite_tables(path)
+    except sqlite3.Error as e:  # not a database (a text file...), or unreadable
+        raise ConfigError(f"cannot open storage {redact(url)} ({e}): pass a new file or the storage of a study; "
+                          "budgetnas left it as it is") from None
+    if OPTUNA_TABLES <= tables or not tables - OPTUNA_ALL:
+        return
+    shown = ", ".join(sorted(tables - OPTUNA_ALL)[:5]) + (", ..." if len(tables - OPTUNA_ALL) > 5 else "")
+    if not create:  # a read-only command: the words of Optuna's own refusal, and whose file it is
+        raise ConfigError(f"{redact(url)} holds no study storage (no such table: version_info): it is another "
+                          f"application's SQLite database (tables: {shown}); pass the --storage the study was made in")
+    raise ConfigError(f"{redact(url)} is another application's SQLite database (tables: {shown}), not a study "
+                      "storage: budgetnas left it as it is; pass a new file, e.g. sqlite:///studies/NAME.db")
+
+
+def _sqlite_tables(path: Path) -> set[str]:
+    """The table names of a SQLite file, read read-only and immutable (no lock, no -wal
+    or -shm file made); a read that meets the file changing under it (another process
+    making or checkpointing a storage) is made again, with locks."""
+    def read(mode: str) -> set[str]:
+        con = sqlite3.connect(f"file:{urllib.parse.quote(str(path.resolve()))}?mode={mode}", uri=True, timeout=60)
+        try:
+            return {name for (name,) in con.execute("select name from sqlite_master where type = 'table'")
+                    if not name.startswith("sqlite_")}
+        finally:
+            con.close()
+
+    try:
+        return read("ro&immutable=1")
+    except sqlite3.DatabaseError as e:
+        if "not a database" in str(e):
+            raise
+        return read("ro")
+
+
+def _check_journal_file(path: Path, url: str) -> None:
+    """An existing journal file is empty or starts with an Optuna journal entry."""
+    try:
+        with open(path, "rb") as f:
+            first = f.readline(1 << 16)
+    except OSError as e:
+        raise ConfigError(f"cannot open storage {redact(url)} ({e.strerror}): pass a readable journal file") from None
+    if not first.strip() or (not first.endswith(b"\n") and first.lstrip().startswith(b"{")):
+        return  # empty, or a first entry another process is writing right now
+    try:
+        entry = json.loads(first)
+    except ValueError:
+        entry = None
+    if not isinstance(entry, dict) or "op_code" not in entry:
+        raise ConfigError(f"{redact(url)} is not an Optuna journal (its first line is no journal entry): budgetnas "
+                          "left it as it is; pass a new file, e.g. journal:studies/NAME.journal")
 
 
 def _rdb_storage(url: str, kwargs: dict) -> optuna.storages.RDBStorage:

@@ -1,6 +1,6 @@
 """Storage URLs that can be printed: the password of ``user:password@host`` and of a
-``password=`` query parameter replaced, also inside a database driver's message. No
-optuna: any command may print a URL."""
+``password=`` query parameter replaced, also inside a database driver's message; and
+whether a URL names a database in memory. No optuna: any command may print a URL."""
 from __future__ import annotations
 
 import re
@@ -32,3 +32,16 @@ def scrub(text: str, url: str) -> str:
         for form in {secret, unquote(secret)}:
             text = text.replace(form, "***")
     return text
+
+
+def in_memory(url: str) -> bool:
+    """Whether a SQLite URL names a database in memory (sqlite://, sqlite:///,
+    sqlite:///:memory:, or a file: URI with mode=memory): a study there vanishes with
+    the process."""
+    if not url.startswith("sqlite:"):
+        return False
+    rest = url[len("sqlite:"):]
+    if rest == "//" or rest.startswith("//?"):
+        return True
+    path = rest[3:].split("?", 1)[0] if rest.startswith("///") else None
+    return path in ("", ":memory:") or bool(re.search(r"(?i)[?&]mode=memory(&|$)", url))

@@ -8,11 +8,13 @@ space's choices and the checks all read them. No torch at import: the makers imp
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..config import ConfigError
-from ..config import flag
+from ..config import MAX_EPOCHS, ConfigError, check_real, check_whole, finite_float, flag, whole_in
+
+MAX_BATCH = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -78,18 +80,20 @@ class Recipe:
 
     optimizer: str = flag("adamw", "recipe override: " + ", ".join(OPTIMIZERS), commands=("train",),
                           show_default=False)
-    lr: float = flag(5e-3, "recipe override: peak learning rate", commands=("train",), type=float, show_default=False)
+    lr: float = flag(5e-3, "recipe override: peak learning rate", commands=("train",), type=finite_float,
+                     show_default=False)
     schedule: str = flag("onecycle", "recipe override: " + ", ".join(SCHEDULES), commands=("train",),
                          show_default=False)
-    batch_size: int = flag(64, "recipe override: batch size", commands=("train",), type=int, show_default=False)
-    weight_decay: float = flag(1e-4, "recipe override: weight decay", commands=("train",), type=float,
+    batch_size: int = flag(64, "recipe override: batch size", commands=("train",), type=whole_in(1, MAX_BATCH),
+                           show_default=False)
+    weight_decay: float = flag(1e-4, "recipe override: weight decay", commands=("train",), type=finite_float,
                                show_default=False)
     momentum: float = 0.9  # SGD only
-    rotate: float = flag(0.0, "recipe override: max rotation in degrees", commands=("train",), type=float,
+    rotate: float = flag(0.0, "recipe override: max rotation in degrees", commands=("train",), type=finite_float,
                          show_default=False)  # uniform in +-rotate
-    translate: float = flag(0.0, "recipe override: max shift, fraction of the side", commands=("train",), type=float,
-                            show_default=False)
-    label_smoothing: float = flag(0.0, "recipe override: label smoothing", commands=("train",), type=float,
+    translate: float = flag(0.0, "recipe override: max shift, fraction of the side", commands=("train",),
+                            type=finite_float, show_default=False)
+    label_smoothing: float = flag(0.0, "recipe override: label smoothing", commands=("train",), type=finite_float,
                                   show_default=False)
     grad_clip: float = 0.0  # max grad norm; 0 = off
     epochs: int = 1
@@ -100,11 +104,25 @@ class Recipe:
             if not ok:
                 raise ConfigError(message)
 
-        check(self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
-        check(self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}: use one of {', '.join(SCHEDULES)}")
-        check(self.lr > 0, f"learning rate must be positive (got {self.lr})")
-        check(self.batch_size >= 1, f"batch size must be at least 1 (got {self.batch_size})")
-        check(self.epochs >= 1, f"--epochs must be at least 1 (got {self.epochs})")
+        check(isinstance(self.optimizer, str) and self.optimizer in OPTIMIZERS,
+              f"unknown optimizer {self.optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
+        check(isinstance(self.schedule, str) and self.schedule in SCHEDULES,
+              f"unknown schedule {self.schedule!r}: use one of {', '.join(SCHEDULES)}")
+        # the ranges torch takes (and a search samples within): nan and inf nowhere
+        finite = isinstance(self.lr, (int, float)) and math.isfinite(self.lr)
+        check_real(self.lr, "--lr", 0.0, lo_open=True,
+                   message=f"learning rate must be {'positive' if finite else 'a finite number'} (got {self.lr!r})")
+        check_whole(self.batch_size, "--batch-size", 1, MAX_BATCH)
+        check_real(self.weight_decay, "--weight-decay", 0.0,
+                   message=f"--weight-decay must be a finite number >= 0 (got {self.weight_decay})")
+        check_real(self.momentum, "momentum", 0.0, 1.0, hi_open=True)
+        check_real(self.rotate, "--rotate", 0.0, 180.0)
+        check_real(self.translate, "--translate", 0.0, 1.0, hi_open=True)
+        check_real(self.label_smoothing, "--label-smoothing", 0.0, 1.0, hi_open=True)
+        check_real(self.grad_clip, "grad_clip", 0.0, message=f"grad_clip must be a finite number >= 0 "
+                                                              f"(0: off; got {self.grad_clip})")
+        check_whole(self.epochs, "--epochs", 1, MAX_EPOCHS)
+        check(isinstance(self.hflip, bool), f"hflip must be true or false (got {self.hflip!r})")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -11,21 +11,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...config import ConfigError
-from . import LayerKind
+from . import MAX_KERNEL, MAX_WIDTH, LayerKind, rule
 
 
 @dataclass(frozen=True)
 class Conv(LayerKind):
     kind = "conv"
-    out: int = 0  # output channels
-    kernel: int = 3
-    padding: int = 1
+    out: int = rule(0, 1, MAX_WIDTH)  # output channels
+    kernel: int = rule(3, 1, MAX_KERNEL, odd=True)
+    padding: int = rule(1, 0, MAX_KERNEL // 2)
     bias: bool = False
     bn: bool = True
     act: bool = True
-    dropout: float = 0.0
-    groups: int = 1
-    stride: int = 1
+    dropout: float = rule(0.0, 0, below=1)
+    groups: int = rule(1, 1, MAX_WIDTH)
+    stride: int = rule(1, choices=(1, 2))
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()
@@ -58,15 +58,9 @@ class Conv(LayerKind):
         return f"dw{k}" if self.groups > 1 and self.groups == self.out else f"{self.out}{k}"
 
     def check(self, i: int, cin: int) -> None:
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (self.out, self.kernel, self.padding)):
-            raise ConfigError(f"spec layer {i}: out, kernel and padding must be whole numbers")
-        if self.out < 1 or self.kernel < 1 or self.padding < 0 or not 0 <= self.dropout < 1:
-            raise ConfigError(f"spec layer {i}: needs out >= 1, kernel >= 1, padding >= 0, 0 <= dropout < 1")
-        if type(self.stride) is not int or self.stride not in (1, 2):
-            raise ConfigError(f"spec layer {i}: stride must be 1 or 2 (got {self.stride!r})")
-        if not isinstance(self.groups, int) or self.groups < 1 or cin % self.groups or self.out % self.groups:
-            raise ConfigError(f"spec layer {i}: groups ({self.groups}) must divide its {cin} input and {self.out} "
-                              "output channels")
+        if cin % self.groups or self.out % self.groups:
+            raise ConfigError(f"spec layer {i} (conv): groups ({self.groups}) must divide its {cin} input and "
+                              f"{self.out} output channels")
 
     @staticmethod
     @functools.cache

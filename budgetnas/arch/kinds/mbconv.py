@@ -12,8 +12,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from ...config import ConfigError
-from . import LayerKind
+from . import MAX_WIDTH, LayerKind, rule
 
 KERNELS = (3, 5, 7)
 
@@ -21,12 +20,12 @@ KERNELS = (3, 5, 7)
 @dataclass(frozen=True)
 class MBConv(LayerKind):
     kind = "mbconv"
-    out: int = 0  # output channels
-    expand: int = 4  # hidden channels = expand x input channels
-    kernel: int = 3  # the depthwise conv's
-    stride: int = 1
+    out: int = rule(0, 1, MAX_WIDTH)  # output channels
+    expand: int = rule(4, 1, 16)  # hidden channels = expand x input channels
+    kernel: int = rule(3, choices=KERNELS)  # the depthwise conv's
+    stride: int = rule(1, choices=(1, 2))
     se: bool = False  # squeeze-excite
-    dropout: float = 0.0
+    dropout: float = rule(0.0, 0, below=1)
 
     def mid(self, cin: int) -> int:
         return cin * self.expand
@@ -76,14 +75,6 @@ class MBConv(LayerKind):
     def token(self) -> str:
         return (f"m{self.out}" + (f":{self.kernel}" if self.kernel != 3 else "") + f"x{self.expand}"
                 + ("se" if self.se else "") + ("/2" if self.stride == 2 else ""))
-
-    def check(self, i: int, cin: int) -> None:
-        whole = all(type(v) is int for v in (self.out, self.expand, self.kernel, self.stride))
-        if not whole or self.out < 1 or not 1 <= self.expand <= 16 or self.kernel not in KERNELS \
-                or self.stride not in (1, 2) or type(self.se) is not bool \
-                or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
-            raise ConfigError(f"spec layer {i}: an 'mbconv' block needs a whole out >= 1, expand 1-16, kernel 3, 5 "
-                              "or 7, stride 1 or 2, se true or false, 0 <= dropout < 1")
 
     @staticmethod
     @functools.cache

@@ -6,7 +6,10 @@ import functools
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from . import LayerKind
+from . import LayerKind, check_fields
+
+# the keys of a conv that 0.1.0 accepted (and ignored) on a pool: still ignored, any other refused
+LEGACY_KEYS = ("kind", "out", "kernel", "padding", "bias", "bn", "act", "dropout", "groups")
 
 
 @dataclass(frozen=True)
@@ -19,8 +22,9 @@ class Pool(LayerKind):
         return {"kind": self.kind}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Pool":
-        return cls()  # 0.1.0 accepted (and ignored) a conv's keys on a pool
+    def from_dict(cls, d: dict[str, Any], i: int = 0) -> "Pool":
+        check_fields(cls, d, f"spec layer {i} ({cls.kind})", ignore=LEGACY_KEYS)
+        return cls()
 
     def out_shape(self, c: int, s: int) -> tuple[int, int]:
         return c, s // 2

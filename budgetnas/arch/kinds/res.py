@@ -9,16 +9,15 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from ...config import ConfigError
-from . import LayerKind
+from . import MAX_WIDTH, LayerKind, rule
 
 
 @dataclass(frozen=True)
 class Residual(LayerKind):
     kind = "res"
-    out: int = 0  # output channels (both convs)
-    stride: int = 1  # 2: the first conv and the projection halve the side
-    dropout: float = 0.0
+    out: int = rule(0, 1, MAX_WIDTH)  # output channels (both convs)
+    stride: int = rule(1, choices=(1, 2))  # 2: the first conv and the projection halve the side
+    dropout: float = rule(0.0, 0, below=1)
 
     def projects(self, cin: int) -> bool:
         """Whether the skip needs a 1x1 projection (the shape changes)."""
@@ -48,11 +47,6 @@ class Residual(LayerKind):
 
     def token(self) -> str:
         return f"r{self.out}" + ("/2" if self.stride == 2 else "")
-
-    def check(self, i: int, cin: int) -> None:
-        if type(self.out) is not int or self.out < 1 or type(self.stride) is not int or self.stride not in (1, 2) \
-                or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
-            raise ConfigError(f"spec layer {i}: a 'res' block needs a whole out >= 1, stride 1 or 2, 0 <= dropout < 1")
 
     @staticmethod
     @functools.cache

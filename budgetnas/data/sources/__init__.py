@@ -20,7 +20,7 @@ from typing import ClassVar
 from ...config import ConfigError, DataConfig
 from ..arrays import Arrays
 
-CACHE_VERSION = 1  # bump when the decoded arrays of the same files would differ
+CACHE_VERSION = 2  # bump when the decoded arrays of the same files would differ
 
 
 class Source:
@@ -81,7 +81,10 @@ def dataset_help() -> str:
 
 def source_for(dataset: str, must_exist: bool = True) -> Source:
     """The source of ``dataset``; ConfigError listing what is accepted if there is none
-    (or, with ``must_exist``, if a path source's file or folder is not there)."""
+    (or, with ``must_exist``, if a path source's file or folder is not there). An empty
+    name is none (as a path it would be the current folder)."""
+    if not isinstance(dataset, str) or not dataset.strip():
+        raise ConfigError(f"an empty dataset name: use {dataset_help()}")
     for source in registry():
         if source.matches(dataset) and (not must_exist or source.exists(dataset)):
             return source

