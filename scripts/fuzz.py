@@ -187,12 +187,12 @@ class Fuzzer:
         again, d = make_case(result.kind, result.index, self.seed, dest, self.world)
         env = case_env(d, again.env, self.python_path)
         (dest / "argv.json").write_text(json.dumps(again.argv, ensure_ascii=True) + "\n")
-        (dest / "stdout").write_text(stdout)
-        (dest / "stderr").write_text(stderr)
+        (dest / "stdout").write_text(stdout, errors="backslashreplace")
+        (dest / "stderr").write_text(stderr, errors="backslashreplace")
         (dest / "result.txt").write_text(
             f"{result.kind} case {result.index} of --seed {self.seed}: {result.note}\n"
             f"exit {result.status}{' (python -m budgetnas)' if result.cli else ''}, {result.seconds:.2f}s\n"
-            + "".join(f"{f.cls}: {f.key}\n{f.detail}\n" for f in result.failures))
+            + "".join(f"{f.cls}: {f.key}\n{f.detail}\n" for f in result.failures), errors="backslashreplace")
         module, _, func = self.entry.partition(":")
         run = ["-m", "budgetnas"] if self.entry == DEFAULT_ENTRY else \
             ["-c", f"import sys; from {module} import {func}; sys.exit({func}(sys.argv[1:]))"]

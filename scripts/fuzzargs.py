@@ -42,7 +42,7 @@ def storage_value(r: Rand, d: Dirs, w: World) -> str:
                      "mysql://u@127.0.0.1:1/x", f"journal:{d.out / 'j.journal'}", f"journal:{afile}", "journal:",
                      "redis://127.0.0.1:1", "sqlite:///:memory:", "file:///x", "sqlite:///" + "x" * 300,
                      "postgresql://u:pw@db:port/x", f"sqlite:///{d.afile}/s.db", "sqlite:///relative.db",
-                     "sqlite:///" + str(d.inp / "\u00e9.db"), w.copy_study(d), "", "://", "sqlite:///%zz"])
+                     "sqlite:///" + str(d.out / "\u00e9.db"), w.copy_study(d), "", "://", "sqlite:///%zz"])
 
 
 def path_value(r: Rand, d: Dirs, w: World, output: bool) -> str:

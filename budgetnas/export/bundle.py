@@ -86,8 +86,9 @@ def sha256(path: Path) -> str:
 def prepare_out(out: str | Path) -> Path:
     """Create the output folder; ConfigError if it cannot be created or written."""
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file, not a folder: pass a folder path")
+    if out.exists() and not out.is_dir() or not str(out.resolve()).isprintable():  # torch, ONNX: UTF-8 paths
+        raise ConfigError(f"--out {ascii(str(out))[1:-1]} " + ("is a file, not a folder: pass a folder path" if
+                          out.is_file() else "is not a printable UTF-8 path: pass another folder"))
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -207,8 +208,7 @@ def export_bundle(out: str | Path, spec: ArchSpec, state: dict[str, torch.Tensor
         "complete": False,  # true once every file is written and checked
         "params": params, "macs": macs(spec), "ram": peak_ram(spec), "budget": budget,
         "budget_use": params / budget if type(budget) is int and budget > 0 else None,
-        **meta,
-        "spec": spec.to_dict(),
+        **meta, "spec": spec.to_dict(),
         "input": {"shape": [spec.in_channels, spec.image_size, spec.image_size], "dtype": "float32",
                   "preprocess": "x / 255, then (x - mean) / std per channel (see data)", "onnx_input": "images",
                   "onnx_output": "logits"},
