@@ -4,6 +4,7 @@
     python scripts/bench.py                  # seed B, one epoch on full MNIST: reference loop vs budgetnas
     python scripts/bench.py --mode search    # trials per hour: --workers 1 (2 threads) vs --workers 2 (1 each)
     python scripts/bench.py --mode parts     # where a budgetnas step goes: B without BatchNorm, without max pool
+    python scripts/bench.py --overhead       # the search's own cost per trial, trainer stubbed (bench_overhead.py)
 
 Train mode (the default) trains seed B's architecture with its own recipe (Adam 0.015,
 cosine, batch 64, grad clip 1.0) for one epoch on the full MNIST training split, twice,
@@ -431,9 +432,16 @@ def main() -> None:
     ap.add_argument("--search-val-size", type=int, default=2000)
     ap.add_argument("--search-default-threads", action="store_true",
                     help="search mode: also run --workers 1 with its default thread count")
+    ap.add_argument("--overhead", action="store_true",
+                    help="the search's own cost per trial at 100, 1,000 and 5,000 trials (scripts/bench_overhead.py)")
+    ap.add_argument("--overhead-sizes", default="100,1000,5000", help="overhead: the study sizes")
     ap.add_argument("--arm", choices=["reference", "budgetnas"], help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.arm:
+    if args.overhead:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import bench_overhead
+        bench_overhead.main([int(v) for v in args.overhead_sizes.split(",")])
+    elif args.arm:
         if args.arm == "reference":
             print(json.dumps(arm_reference(args.preset, args.train_limit, args.seed, args.reference_threads)))
         else:

@@ -201,7 +201,13 @@ def npz_arrays(r: Rand) -> tuple[dict[str, np.ndarray], list[str], set[str]]:
         elif test == "bad-labels":
             yt = yt + k
         elif test == "other-dtype":
-            xt = xt.astype(np.float64) / 255 if xt.dtype == np.uint8 else np.real(xt).astype(np.uint8)
+            if xt.dtype == np.uint8:
+                xt = xt.astype(np.float64) / 255
+            else:  # strings, objects: an array of another kind altogether (numpy cannot cast them)
+                try:
+                    xt = np.real(xt).astype(np.uint8)
+                except (ValueError, TypeError):
+                    xt = np.zeros(xt.shape, np.uint8)
         if test != "y-only":
             arrays["x_test"] = xt
         if test != "x-only":

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# The CUDA check, for a machine with an NVIDIA GPU (README "GPU"): the CUDA path of
-# search, export and train on full MNIST, one-epoch trials timed, and the tests that can
-# run there (every test then trains on the GPU: --device auto picks CUDA).
+# The CUDA check, for a machine with an NVIDIA GPU (README "GPU"): the training step
+# (syncs counted, eager against captured at batch 64 and 256, accuracy over 3 seeds:
+# scripts/gpu_steps.py), searches with 1, 4 and 8 workers on the one GPU (trained trials
+# an hour, median trial seconds, the winner), the CUDA path of train on full MNIST, and,
+# where named in GPU_CHECK_STEPS, a search with export and the tests that can run there
+# (every test then trains on the GPU: --device auto picks CUDA). The default steps fit
+# in 10 minutes on an H100/H200.
 #
 #   bash scripts/gpu-check.sh [OUT_DIR]
 #
@@ -17,7 +21,7 @@ mkdir -p "$OUT_DIR"
 LOG="$OUT_DIR/gpu-check.log"
 exec > >(tee "$LOG") 2>&1
 DEVICE=${GPU_CHECK_DEVICE:-cuda}
-STEPS=" ${GPU_CHECK_STEPS:-train search tests} "  # a rerun can name fewer
+STEPS=" ${GPU_CHECK_STEPS:-steps workers train} "  # or any of: steps workers train search tests explore
 PY=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1 BUDGETNAS_OFFLINE=1
 
@@ -49,6 +53,28 @@ STUDY=(--study gpu --storage "sqlite:///$OUT_DIR/gpu.db")
 
 step "data"
 timed bn data mnist --data-dir "$DATA" || exit 1
+
+if [[ $STEPS == *" steps "* ]]; then
+step "the training step on $DEVICE: syncs, eager vs captured (batch 64, 256), accuracy over 3 seeds"
+timed "$PY" scripts/gpu_steps.py --device $DEVICE --data-dir "$DATA" "${LIMIT[@]}"
+fi
+
+if [[ $STEPS == *" workers "* ]]; then
+# issue 25: trained trials an hour with several workers sharing the GPU (NVIDIA MPS where present)
+SECS=${GPU_WORKERS_SECONDS:-100}; COUNTS=${GPU_WORKER_COUNTS:-1 4 8}
+[ "$DEVICE" = cuda ] || { SECS=40; COUNTS="1 2"; }
+for W in $COUNTS; do
+  step "search on $DEVICE: budget 5000, 1 epoch, --timeout $SECS, $W worker(s)"
+  t0=$SECONDS
+  bn search --budget 5000 --epochs 1 --timeout $SECS --workers $W --device $DEVICE --no-progress --data-dir "$DATA" \
+    "${LIMIT[@]}" --study w$W --storage "journal:$OUT_DIR/w$W.journal" --artifacts "$OUT_DIR/w$W-weights" \
+    > "$OUT_DIR/w$W.log" 2>&1
+  rc=$?; wall=$((SECONDS - t0))
+  grep -E "worker processes|threads;|MPS|trials in the study|rank|^ *1 " "$OUT_DIR/w$W.log" | head -8
+  echo "-- ${wall}s wall, rc $rc"
+  "$PY" scripts/gpu_steps.py --summary "journal:$OUT_DIR/w$W.journal" w$W $wall "$W worker(s)"
+done
+fi
 
 if [[ $STEPS == *" train "* ]]; then
 step "one epoch of seed B on $DEVICE, full MNIST (55,000 training images), twice (the first pays CUDA start-up)"

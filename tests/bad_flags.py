@@ -114,6 +114,7 @@ CASES: list[tuple] = [
     ("env-heartbeat-grace-zero", SEARCH, {"BUDGETNAS_HEARTBEAT_GRACE": "0"},
      "$BUDGETNAS_HEARTBEAT_GRACE='0' is not a whole number of seconds"),
     ("env-offline-garbage", SEARCH, {"BUDGETNAS_OFFLINE": "maybe"}, "$BUDGETNAS_OFFLINE='maybe': set it to 1"),
+    ("env-mps-garbage", SEARCH, {"BUDGETNAS_MPS": "sometimes"}, "$BUDGETNAS_MPS='sometimes': set it to 1"),
     ("env-read-by-a-read-only-command", ("presets",), {"BUDGETNAS_MAX_MEMORY": "infG"},
      "$BUDGETNAS_MAX_MEMORY='infG' is not a size"),
     # storage URLs

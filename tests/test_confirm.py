@@ -121,9 +121,10 @@ def test_the_margin_pruner_stops_a_trial_far_behind_the_best_early_and_behind_th
 
 
 def test_pruner_auto_is_median_for_one_epoch_and_hyperband_across_epochs():
-    from budgetnas.study.create import MarginPruner
-    assert isinstance(make_pruner("auto", 1, 4), optuna.pruners.MedianPruner)
-    assert isinstance(make_pruner("margin", 1, 4), MarginPruner)
+    from budgetnas.study.create import MarginPruner, SnapshotPruner
+    assert isinstance(make_pruner("auto", 1, 4), SnapshotPruner)
+    assert isinstance(make_pruner("auto", 1, 4).inner, optuna.pruners.MedianPruner)
+    assert isinstance(make_pruner("margin", 1, 4).inner, MarginPruner)
     hb = make_pruner("auto", 15, 4)
     assert isinstance(hb, optuna.pruners.HyperbandPruner)
     assert (hb._min_resource, hb._max_resource, hb._reduction_factor) == (4, 60, 3)  # rungs at 1, 3, 9 epochs

@@ -155,9 +155,9 @@ LAYERS = (
 )
 # modules that may import torch / optuna when they are imported (not only inside a
 # function): everything else keeps the read-only commands, --help and counting fast
-TORCH_AT_IMPORT = ("arch.build", "data.load", "data.subset", "data.augment", "train.loop", "study.objective",
-                   "export")
-OPTUNA_AT_IMPORT = ("study.storage", "study.create", "study.objective", "study.optimize")
+TORCH_AT_IMPORT = ("arch.build", "data.load", "data.subset", "data.augment", "train.loop", "train.graphstep",
+                   "study.objective", "export")
+OPTUNA_AT_IMPORT = ("study.storage", "study.fast", "study.create", "study.objective", "study.optimize")
 MAX_LINES = 400
 
 

@@ -147,7 +147,8 @@ def test_max_memory_refuses_anything_else_naming_the_variable(monkeypatch, text)
 
 @pytest.mark.parametrize("name,text", [("BUDGETNAS_HEARTBEAT", "²"), ("BUDGETNAS_HEARTBEAT", "0"),
                                        ("BUDGETNAS_HEARTBEAT", "9" * 30), ("BUDGETNAS_HEARTBEAT_GRACE", "-1"),
-                                       ("BUDGETNAS_OFFLINE", "maybe"), ("BUDGETNAS_WORKER_START", "fork")])
+                                       ("BUDGETNAS_OFFLINE", "maybe"), ("BUDGETNAS_WORKER_START", "fork"),
+                                       ("BUDGETNAS_MPS", "maybe")])
 def test_every_variable_is_checked_at_once(monkeypatch, name, text):
     monkeypatch.setenv(name, text)
     with pytest.raises(ConfigError, match=rf"^\${name}="):
@@ -158,6 +159,12 @@ def test_every_variable_is_checked_at_once(monkeypatch, name, text):
 def test_offline_reads_yes_and_no(monkeypatch, text, offline):
     monkeypatch.setenv("BUDGETNAS_OFFLINE", text)
     assert env.offline() is offline
+
+
+@pytest.mark.parametrize("text,mps", [("", True), ("1", True), ("on", True), ("0", False), ("no", False)])
+def test_mps_is_on_unless_turned_off(monkeypatch, text, mps):
+    monkeypatch.setenv("BUDGETNAS_MPS", text)
+    assert env.mps() is mps
 
 
 def test_a_relative_cache_home_is_ignored(monkeypatch, tmp_path):

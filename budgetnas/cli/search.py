@@ -32,7 +32,27 @@ def search_config(args: argparse.Namespace) -> SearchConfig:
         # like Optuna's optimize(timeout=...) without n_trials: a time-bounded search runs
         # trials until its time is up, not until a default count it never asked for
         given["trials"] = None
-    return SearchConfig(**given, data=data_config(args, "search"))
+    cfg = SearchConfig(**given, data=data_config(args, "search"))
+    if "workers" not in given and not args.create_only:
+        cfg = gpu_workers(cfg)
+    return cfg
+
+
+def gpu_workers(cfg: SearchConfig) -> SearchConfig:
+    """--workers not given and trials train on a GPU: GPU_WORKERS worker processes share
+    it (one trial of a small net leaves most of a GPU idle), except on a SQLite storage,
+    which is for one process (said)."""
+    import dataclasses
+
+    from ..config import GPU_WORKERS, env
+    from ..run.runtime import resolve_device
+    if resolve_device(cfg.device).type != "cuda":
+        return cfg
+    if (cfg.storage or env.storage() or "").startswith("sqlite"):
+        print(f"note: one worker on this GPU: SQLite is for one process (pass --storage journal:FILE to run "
+              f"{GPU_WORKERS} trials at once)", file=sys.stderr)
+        return cfg
+    return dataclasses.replace(cfg, workers=GPU_WORKERS)
 
 
 def cmd_search(args: argparse.Namespace) -> int:

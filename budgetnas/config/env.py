@@ -13,6 +13,7 @@ never at import). A malformed value is a ConfigError naming the variable.
 | BUDGETNAS_HEARTBEAT | seconds between trial heartbeats on RDB storages (default 20, at most 3600) |
 | BUDGETNAS_HEARTBEAT_GRACE | seconds without a heartbeat before a trial is stale (default 3 x interval; <= 86400) |
 | BUDGETNAS_WORKER_START | 'spawn': --workers processes import torch and load the data themselves |
+| BUDGETNAS_MPS | 0 (no, false, off): never start NVIDIA MPS for --workers on a GPU; 1 (default): where installed |
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ YES, NO = ("1", "yes", "true", "on"), ("", "0", "no", "false", "off")
 def check() -> None:
     """Read every variable once: a malformed one fails here, naming it (the command line
     calls this before any command's work)."""
-    offline(), max_memory(), heartbeat(), worker_start()
+    offline(), max_memory(), heartbeat(), worker_start(), mps()
 
 
 def data_root() -> Path:
@@ -108,3 +109,12 @@ def worker_start() -> str:
         raise ConfigError(f"$BUDGETNAS_WORKER_START={start!r}: set it to 'spawn' (workers that import torch "
                           "and load the data themselves) or unset it")
     return start
+
+
+def mps() -> bool:
+    """Whether --workers on a GPU may start NVIDIA MPS (run/mps.py): yes unless turned off."""
+    value = os.environ.get("BUDGETNAS_MPS", "").strip().lower() or "1"
+    if value not in YES + NO:
+        raise ConfigError(f"$BUDGETNAS_MPS={value!r}: set it to 1 (start NVIDIA MPS for workers on a GPU where "
+                          "it is installed) or 0 (never)")
+    return value in YES

@@ -72,6 +72,7 @@ MAX_EPOCHS = 10_000
 MAX_TRIALS = 1_000_000
 MAX_TIMEOUT = 10 ** 8  # seconds (three years)
 MAX_WORKERS = 1024
+GPU_WORKERS = 4  # --workers not given, trials on a GPU: a small net's step leaves most of it idle (README "GPU")
 MAX_THREADS = 1024
 MAX_RERUNS = 1000
 
@@ -167,7 +168,8 @@ class SearchConfig:
                                          "(default 3 for 10 or more trials, else 0)", type=int, store="stored",
                                    show_default=False, absent=0)
     reruns: int = flag(2, "extra runs (new seeds) of each of those; 2: 3 runs each", type=int, store="stored")
-    workers: int = flag(1, "parallel worker processes on this host", type=int)
+    workers: int = flag(1, f"parallel worker processes on this host (default 1; trials on a GPU: {GPU_WORKERS}, "
+                           "sharing it)", type=int, show_default=False)
     threads: int | None = flag(None, "torch threads per worker (default: cores / workers)",
                                commands=("search", "worker"), type=int, show_default=False)
     device: str = flag("auto", "where trials train: auto (CUDA where visible), cpu or cuda",

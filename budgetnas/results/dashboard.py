@@ -51,18 +51,22 @@ def serve(storage: Any, host: str = "127.0.0.1", port: int = 8080):
 
 
 class Publisher:
-    """Refreshes the study's plots for optuna-dashboard after trials, at most every
-    ``every`` seconds (rejected trials end in milliseconds), and once more at the end
+    """Refreshes the study's plots for optuna-dashboard after trials, at a steady low
+    rate: at most every ``every`` seconds (rejected trials end in milliseconds), and never
+    more than ``share`` of the search's time (a publish reads every trial, so it costs
+    more as the study grows: the interval grows with it); once more at the end
     (``force``). A convenience: it never fails a search."""
 
-    def __init__(self, every: float = 5.0):
-        self.every, self.last = every, -math.inf
+    def __init__(self, every: float = 5.0, share: float = 0.01):
+        self.every, self.share, self.last, self.spent = every, share, -math.inf, 0.0
 
     def __call__(self, study: Any, force: bool = False) -> None:
-        if not force and time.monotonic() - self.last < self.every:
+        if not force and time.monotonic() - self.last < max(self.every, self.spent / self.share):
             return
-        self.last = time.monotonic()
+        t0 = time.monotonic()
         try:
             publish_plots(study)
         except Exception:
             pass
+        self.last = time.monotonic()
+        self.spent = self.last - t0

@@ -130,7 +130,8 @@ def run_search(cfg: SearchConfig, url: str, view: View | None = None, worker: in
     # heartbeats on every RDB storage (SQLite too): a trial whose process was killed is
     # found stale and retried; the journal storage has none
     heartbeat = not url.startswith(JOURNAL_PREFIX)
-    study = create_or_load_study(cfg, open_storage(url, heartbeat=heartbeat), worker, data)
+    # worker 0 is 'budgetnas search' alone; 'budgetnas worker' joins others
+    study = create_or_load_study(cfg, open_storage(url, heartbeat=heartbeat), worker, data, parallel=worker != 0)
     recovered = [f"trial {n} was left running by a process that died: marked failed and "
                  + ("queued again" if retried(study, n) else
                     f"not queued again: its parameters were tried {1 + STALE_RETRIES} times")

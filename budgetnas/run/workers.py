@@ -28,6 +28,7 @@ import traceback
 from datetime import datetime
 
 from ..config import JOURNAL_PREFIX, ConfigError, SearchConfig, env
+from . import mps
 from .runtime import Cores, default_threads, end_openmp_threads, pin_to_cores
 
 JOIN_SECONDS = 60  # after Ctrl-C, how long workers get to mark their trials failed and exit
@@ -135,10 +136,9 @@ def run_parallel(cfg: SearchConfig, url: str, progress: bool = True, after_repor
     Exit status: 0 done, 1 a worker failed, 130 interrupted."""
     import multiprocessing
 
-    from ..study.create import create_or_load_study, quiet_optuna
-    from ..study.schedule import trained_count
-    from ..study.storage import open_storage, redact
-    from .engine import end_lines, load_checked, start_lines, warm_start_line
+    from ..study.create import quiet_optuna
+    from ..study.storage import redact
+    from .engine import load_checked
     from .runtime import preload, resolve_device
 
     if url.startswith("sqlite"):
@@ -159,15 +159,33 @@ def run_parallel(cfg: SearchConfig, url: str, progress: bool = True, after_repor
     # CUDA cannot be used in a forked child, nor OpenMP where its threads cannot be ended:
     # spawned workers import torch and load the data meanwhile, while this process checks it
     fork = data is not None and end_openmp_threads()
-    workers = _start(multiprocessing.get_context("fork" if fork else "spawn"), cfg, url, threads, progress,
-                     data if fork else None, after_report)
+    shared, stop_mps = ("", lambda: None) if device.type != "cuda" else mps.start(cfg.workers)  # before they start
+    held = [data]
+    del data  # once the workers have started, the parent drops it (they hold their own copy-on-write view)
+    try:
+        return _run_workers(cfg, url, progress, after_report, multiprocessing.get_context("fork" if fork else "spawn"),
+                            threads, device, held, fork, shared, t0)
+    finally:
+        stop_mps()
+
+
+def _run_workers(cfg, url, progress, after_report, ctx, threads, device, held, fork, shared, t0) -> int:
+    """run_parallel once the start method is chosen; ``held`` holds the data loaded
+    (or None), emptied once the workers have their own."""
+    from ..study.create import create_or_load_study
+    from ..study.schedule import trained_count
+    from ..study.storage import open_storage
+    from .engine import end_lines, load_checked, start_lines, warm_start_line
+
+    workers = _start(ctx, cfg, url, threads, progress, held[0] if fork else None, after_report)
     total = cfg.trials or 0
     try:
-        loaded = data if data is not None else load_checked(cfg)  # bad data fails before the storage
-        del data  # the workers hold their own (copy-on-write) view
+        loaded = held.pop() or load_checked(cfg)  # bad data fails before the storage
         storage = open_storage(url, heartbeat=_heartbeats(url))
         study = create_or_load_study(cfg, storage, data=loaded)  # once, before any worker opens it
         compute = f"{cfg.workers} worker processes x {threads} threads ({workers['how']})"
+        if shared:
+            compute += f"; {shared}"
         for line in start_lines(cfg, url, study, loaded.info, device, compute) + warm_start_line(study, cfg, loaded):
             print(line, flush=True)
         del loaded

@@ -3,6 +3,7 @@ pinned, its first trials queued) or loaded (its settings checked), an existing s
 the read-only commands, Optuna's logging, and the trials of dead processes."""
 from __future__ import annotations
 
+import copy
 import warnings
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,7 @@ from ..config import ConfigError, SearchConfig, storage_url
 from ..space import default_trials
 from ..space.presets import PRESETS, fits
 from . import record
+from .fast import batched, incremental_groups
 from .settings import SETTINGS_ATTR, TARGET_ATTR, check_pinned, data_space, study_settings
 from .storage import open_storage, redact
 
@@ -28,18 +30,23 @@ def quiet_optuna() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
 
 
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+def make_sampler(name: str, seed: int, parallel: bool = True) -> optuna.samplers.BaseSampler:
+    """The sampler by name. ``parallel`` (other processes may run trials of the study at
+    the same time): TPE's constant_liar, which keeps them from proposing the same point
+    but reads the storage at each of its draws; one process alone samples the same points
+    without it, reading the trials once per trial (scripts/bench_overhead.py). TPE's
+    groups are worked out incrementally (study/fast.py: the same groups)."""
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    # constant_liar keeps parallel workers from proposing the same point. Optuna's own
-    # warnings about these arguments (experimental; deprecated since 4.9) are silenced here:
-    # on Python 3.12 Optuna attributes them to this line, where a filter on module="optuna"
-    # misses them and they would reach the user's terminal.
+    # Optuna's own warnings about these arguments (experimental; deprecated since 4.9) are
+    # silenced here: on Python 3.12 Optuna attributes them to this line, where a filter on
+    # module="optuna" misses them and they would reach the user's terminal.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=6, multivariate=True, group=True,
-                                          constant_liar=True, warn_independent_sampling=False)
+        return incremental_groups(optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=6, multivariate=True, group=True, constant_liar=parallel,
+            warn_independent_sampling=False))
 
 
 MARGINS = (0.05, 0.03)  # behind the best at 1/4 and 1/2 of a run: docs/RESULTS.md ("Pruning")
@@ -78,6 +85,40 @@ class MarginPruner(optuna.pruners.BasePruner):
         return best is not None and trial.intermediate_values[step] < best - margin
 
 
+class _StudyView:
+    """A study as a pruner sees it: its trials as read once for the trial being judged."""
+
+    def __init__(self, study: optuna.Study, trials: list):
+        self._study, self._trials = study, trials
+
+    def get_trials(self, deepcopy: bool = True, states=None) -> list:
+        trials = self._trials if states is None else [t for t in self._trials if t.state in states]
+        return copy.deepcopy(trials) if deepcopy else trials
+
+    def __getattr__(self, name: str):
+        return getattr(self._study, name)
+
+
+class SnapshotPruner(optuna.pruners.BasePruner):
+    """``inner``, reading the study's trials once per trial it judges (at the trial's
+    first report) instead of at every report: each read is a storage query, and a median
+    pruner asked at 3 reports a trial read 3 times (~5 ms a trial at 1,000 trials,
+    scripts/bench_overhead.py). The same decisions in one process; with several, trials
+    that other processes end while one trial runs are seen from its next trial on."""
+
+    def __init__(self, inner: optuna.pruners.BasePruner):
+        self.inner, self.judged, self.trials = inner, None, []
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        if self.judged != trial.number:
+            # Optuna's per-trial snapshot where it has one (the sampler read the trials for
+            # this trial already); else a read of our own
+            read = getattr(study, "_get_trials", None)
+            self.judged = trial.number
+            self.trials = read(deepcopy=False, use_cache=True) if read else study.get_trials(deepcopy=False)
+        return self.inner.prune(_StudyView(study, self.trials), trial)
+
+
 def make_pruner(name: str, epochs: int, eval_points: int) -> optuna.pruners.BasePruner:
     """``auto``: the median pruner for a 1-epoch search (``margin``, MarginPruner, stops far
     worse candidates earlier, but on data learned steeply early in the epoch it stopped
@@ -85,7 +126,7 @@ def make_pruner(name: str, epochs: int, eval_points: int) -> optuna.pruners.Base
     Hyperband across epochs (successive halving with rungs at 1, 3, 9... epochs: most
     candidates are stopped after one or three epochs, the best ones train to the end)."""
     if name == "margin":
-        return MarginPruner(epochs * eval_points)
+        return SnapshotPruner(MarginPruner(epochs * eval_points))
     if name == "auto":
         if epochs == 1:
             return make_pruner("median", epochs, eval_points)
@@ -97,16 +138,19 @@ def make_pruner(name: str, epochs: int, eval_points: int) -> optuna.pruners.Base
         # decide only in the last quarter of the run: mid-run accuracy under OneCycle's high
         # learning rate is noisy, and a 30-trial study pruned its best region at report 2
         reports = epochs * eval_points
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, (3 * reports) // 4))
+        return SnapshotPruner(optuna.pruners.MedianPruner(n_startup_trials=5,
+                                                          n_warmup_steps=max(1, (3 * reports) // 4)))
     return optuna.pruners.NopPruner()
 
 
 def create_or_load_study(cfg: SearchConfig, storage: optuna.storages.BaseStorage, worker: int = 0,
-                         data: "Data | None" = None) -> optuna.Study:
+                         data: "Data | None" = None, parallel: bool = True) -> optuna.Study:
     """Create the study once (or load it) and pin its settings and its data's identity;
-    refuse a rerun whose settings or data would make its trials incomparable."""
-    study = optuna.create_study(study_name=cfg.study, storage=storage, direction="maximize",
-                                sampler=make_sampler(cfg.sampler, (cfg.seed + 1000 * worker) % 2 ** 32),
+    refuse a rerun whose settings or data would make its trials incomparable.
+    ``parallel``: other processes may run its trials meanwhile (make_sampler). A trial's
+    sampled parameters are written together (study/fast.py)."""
+    study = optuna.create_study(study_name=cfg.study, storage=batched(storage), direction="maximize",
+                                sampler=make_sampler(cfg.sampler, (cfg.seed + 1000 * worker) % 2 ** 32, parallel),
                                 pruner=make_pruner(cfg.pruner, cfg.epochs, cfg.eval_points), load_if_exists=True)
     stored = study.user_attrs.get(SETTINGS_ATTR)
     wanted = study_settings(cfg, data)
@@ -120,7 +164,7 @@ def create_or_load_study(cfg: SearchConfig, storage: optuna.storages.BaseStorage
         check_pinned(cfg.study, stored, wanted, space_given=cfg.space is not None)
     done = len(study.get_trials(deepcopy=False))
     if done:  # a resumed run must not replay the sampler's sequence of the first run
-        study.sampler = make_sampler(cfg.sampler, (cfg.seed + 1000 * worker + 1_000_003 * done) % 2 ** 32)
+        study.sampler = make_sampler(cfg.sampler, (cfg.seed + 1000 * worker + 1_000_003 * done) % 2 ** 32, parallel)
     # the owning run (worker 0) sets the target that 'budgetnas worker' uses by default
     if worker == 0 and cfg.trials is not None and study.user_attrs.get(TARGET_ATTR) != cfg.trials:
         study.set_user_attr(TARGET_ATTR, cfg.trials)

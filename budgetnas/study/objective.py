@@ -11,7 +11,6 @@ import os
 import socket
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -28,6 +27,7 @@ from ..train.loop import Diverged, report_count, train
 from . import record
 from .schedule import TIME_MARGIN, expected_seconds, trial_seed
 from .settings import SETTINGS_ATTR, pinned_space
+from .storage import set_study_system_attrs
 
 if TYPE_CHECKING:
     from ..data.load import Data
@@ -109,28 +109,28 @@ class Objective:
         spec = (ArchSpec.from_dict(preset) if preset else
                 sample_spec(trial, self.space, cfg.budget, cfg.max_macs, cfg.max_ram))
         params, n_macs, ram = param_count(spec), macs(spec), peak_ram(spec)
-        with warnings.catch_warnings():
-            # a retried trial (after a kill) inherits this same value; Optuna warns and keeps it
-            warnings.filterwarnings("ignore", message="The constraint value is ignored")
-            trial.set_constraint("params_over_budget", float(params - cfg.budget))
-            if cfg.max_macs is not None:
-                trial.set_constraint("macs_over_budget", float(n_macs - cfg.max_macs))
-            if cfg.max_ram is not None:
-                trial.set_constraint("ram_over_budget", float(ram - cfg.max_ram))
-        record.write(trial, params=params, budget=cfg.budget, macs=n_macs, ram=ram, max_macs=cfg.max_macs,
-                     max_ram=cfg.max_ram, worker=worker_name())
-        self._note(trial, spec, params)
+        constraints = {"params_over_budget": float(params - cfg.budget)}
+        if cfg.max_macs is not None:
+            constraints["macs_over_budget"] = float(n_macs - cfg.max_macs)
+        if cfg.max_ram is not None:
+            constraints["ram_over_budget"] = float(ram - cfg.max_ram)
+        measured = dict(params=params, budget=cfg.budget, macs=n_macs, ram=ram, max_macs=cfg.max_macs,
+                        max_ram=cfg.max_ram, worker=worker_name(), spec=spec.to_dict())
         over = over_budgets(spec, cfg.budget, cfg.max_macs, cfg.max_ram)
-        if over:  # rejected before any model exists (few storage writes: ~ms)
+        late = "" if over else self._too_late(trial, queued, n_macs)
+        if over or late:
+            # rejected before any model exists (one storage write: ~ms); one expected to end
+            # after --timeout is not started, and no later candidate is (the sampler might spin
+            # on ones that do not fit); a re-run that does not fit leaves the queued re-runs
+            # their chance, as a shorter one may still fit
             what = "; ".join(f"{v} {UNITS[k]} > {k} budget {limit}" for k, (v, limit) in over.items())
-            self._reject(trial, spec, params, t0, what, list(over), rejection_reason(over), f"over budget: {what}")
-        late = self._too_late(trial, queued, n_macs)
-        if late:  # it would end after --timeout: not started, and no later candidate is (the
-            # sampler might spin on ones that do not fit); a re-run that does not fit leaves
-            # the queued re-runs their chance, as a shorter one may still fit
-            if queued.rerun_of is None:
+            record.write(trial, constraints, **measured, rejected=what or late, rejected_by=list(over) or ["time"])
+            self._note(trial, spec, params)
+            if late and queued.rerun_of is None:
                 trial.study.stop()
-            self._reject(trial, spec, params, t0, late, ["time"], late, late)
+            self.on_event(TrialEvent(trial.number, "rejected", params, cfg.budget, seconds=time.perf_counter() - t0,
+                                     reason=rejection_reason(over) if over else late))
+            raise optuna.TrialPruned(f"over budget: {what}" if over else late)
         if preset:  # an enqueued seed model (--warm-start presets): fixed spec and recipe
             recipe = Recipe.from_dict({**queued.preset_recipe, "epochs": cfg.epochs})
         else:
@@ -139,7 +139,8 @@ class Objective:
         # (a re-run's seed is set when it is queued)
         seed = queued.seed if queued.seed is not None else trial_seed(cfg.seed, trial.number)
         rerun_of = queued.rerun_of
-        record.write(trial, spec=spec.to_dict(), recipe=recipe.to_dict(), seed=seed, budget_use=params / cfg.budget)
+        record.write(trial, constraints, **measured, recipe=recipe.to_dict(), seed=seed, budget_use=params / cfg.budget)
+        self._note(trial, spec, params)
         torch.manual_seed(seed)
         model = build_model(spec)
         last: dict = {}
@@ -170,21 +171,12 @@ class Objective:
             raise optuna.TrialPruned(f"diverged: {e}") from None
         # the measurements are stored before the weights are written: a failing write loses neither
         record.write(trial, val_acc=result.val_acc, test_acc=result.test_acc, seconds=result.seconds,
-                     history=result.history, device=str(self.device), precision=result.precision,
+                     history=result.history, device=str(self.device), precision=result.precision, step=result.step,
                      threads=torch.get_num_threads(), torch=torch.__version__)
         record.write(trial, weights=str(self._save_weights(trial, model, result.val_acc)))
         self.on_event(TrialEvent(trial.number, "complete", params, cfg.budget, result.val_acc, result.test_acc,
                                  result.seconds, rerun_of=rerun_of))
         return result.val_acc
-
-    def _reject(self, trial: optuna.Trial, spec: ArchSpec, params: int, t0: float, what: str, by: list[str],
-                reason: str, message: str) -> None:
-        """End a trial as rejected, unbuilt: ``by`` names the budgets it is over (params,
-        macs, ram) or ``time``; the stored ``rejected`` says ``what``."""
-        record.write(trial, spec=spec.to_dict(), rejected=what, rejected_by=by)
-        self.on_event(TrialEvent(trial.number, "rejected", params, self.cfg.budget,
-                                 seconds=time.perf_counter() - t0, reason=reason))
-        raise optuna.TrialPruned(message)
 
     def _too_late(self, trial: optuna.Trial, queued: record.TrialRecord, n_macs: int) -> str:
         """Why this candidate must not start (it would end after the search's deadline,
@@ -203,8 +195,7 @@ class Objective:
 
     def _note(self, trial: optuna.Trial, spec: ArchSpec, params: int) -> None:
         try:
-            from optuna_dashboard import save_note
-            save_note(trial, architecture_note(spec, params, self.cfg.budget, self.cfg.max_macs, self.cfg.max_ram))
+            new_trial_note(trial, architecture_note(spec, params, self.cfg.budget, self.cfg.max_macs, self.cfg.max_ram))
         except Exception:  # a note is a convenience: never let it fail a trial
             pass
 
@@ -228,6 +219,23 @@ class Objective:
             record.write(trial, weights=str(kept))
             raise ExportIncomplete(f"{where}: they are kept in {kept}, {measured} in the study; free some disk space "
                                    "and run the search again to go on") from e
+
+
+def new_trial_note(trial: optuna.Trial, body: str) -> None:
+    """optuna-dashboard's markdown note of a trial that has none yet (version 1, as its
+    save_note would write it), without save_note's two reads of every note in the study
+    (study system attrs): those made notes the costliest part of a trial's bookkeeping,
+    growing with the study (scripts/bench_overhead.py). Where optuna-dashboard lays its
+    notes out otherwise, its own save_note."""
+    try:
+        from optuna_dashboard._note import note_ver_key, split_body
+    except ImportError:
+        from optuna_dashboard import save_note
+        save_note(trial, body)
+        return
+    trial_id = trial._trial_id
+    set_study_system_attrs(trial.storage, trial.study._study_id,
+                           {note_ver_key(trial_id): 1, **split_body(body, trial_id)})
 
 
 def save_atomic(state: dict[str, torch.Tensor], path: Path) -> Path:

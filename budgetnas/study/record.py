@@ -1,7 +1,8 @@
 """The trial record: everything budgetnas stores on a trial, as one typed schema with
 its one writer and one reader. The names are Optuna user attrs of stored studies (a
-file format: never rename one). No optuna here: trials are read duck-typed (number,
-state, user_attrs), so FrozenTrials and plain records both work.
+file format: never rename one). No optuna here (writing goes through storage.py, loaded
+when a trial is written): trials are read duck-typed (number, state, user_attrs), so
+FrozenTrials and plain records both work.
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ class TrialRecord:
     weights: str | None = None  # path of its state_dict
     device: str | None = None
     precision: str | None = None  # fp32 | bf16
+    step: str | None = None  # eager | captured (the training step replayed from a CUDA graph)
     threads: int | None = None
     torch: str | None = None  # torch version
 
@@ -57,10 +59,12 @@ def check_names(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def write(trial: Any, **values: Any) -> None:
-    """Store ``values`` (record fields) on a running trial."""
-    for key, value in check_names(values).items():
-        trial.set_user_attr(key, value)
+def write(trial: Any, constraints: dict[str, float] | None = None, **values: Any) -> None:
+    """Store ``values`` (record fields) on a running trial, at once where the storage can,
+    with Optuna constraint values (``constraints``: name -> value, as
+    Trial.set_constraint; one already set, say on a retried trial, is kept)."""
+    from .storage import set_trial_attrs
+    set_trial_attrs(trial, check_names(values), constraints)
 
 
 def queued(**values: Any) -> dict[str, Any]:
