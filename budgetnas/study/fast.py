@@ -12,8 +12,8 @@ until the storage is next used for anything else (a read, the trial record, a re
 the end of the trial) and then writes them together. Every read therefore sees them, as
 before; a distribution that does not match the study's is still refused at the suggest,
 as Optuna refuses it. Only the moment of the write moves, by the time it takes to draw
-the next parameters (a process killed in between loses only parameters of a trial that
-is lost with it).
+the next parameters (a process killed in between loses parameters of a trial that had not
+started training; its retry draws them again).
 
 ``incremental_groups(sampler)``: TPE with ``group=True`` works out its groups of
 parameters sampled together from every finished trial's parameters, again at every
