@@ -20,10 +20,19 @@ parameters sampled together from every finished trial's parameters, again at eve
 trial: O(trials) a trial, ~6 ms at 1,000 trials here and growing. Adding a trial's
 parameters a second time leaves the groups as they are, so adding each finished trial
 once gives the same groups in the same order, at a cost that does not grow.
+
+``set_trial_attrs`` / ``set_study_system_attrs``: several attrs of a running trial (the
+trial record with its budget constraints) or of a study (optuna-dashboard's note of a
+trial) in one transaction, as multi-row upserts on SQLite and PostgreSQL, where Optuna
+writes each in a transaction of its own (and set_constraint reads the trial back before
+each write). Knows nothing of what the attrs mean (study/record.py does).
 """
 from __future__ import annotations
 
 import copy
+import json
+import sqlite3
+import warnings
 
 import optuna
 from optuna.trial import TrialState
@@ -34,6 +43,7 @@ try:
     from optuna.storages._rdb import models
     from optuna.storages._cached_storage import _CachedStorage
     from optuna.storages._rdb.storage import _create_scoped_session
+    from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
 except ImportError:  # another Optuna layout: parameters are written as Optuna writes them
     _CachedStorage = None  # type: ignore[assignment,misc]
 try:
@@ -152,3 +162,76 @@ if _CachedStorage is not None:
                   and n not in ("set_trial_param", "_add_trials_to_cache", "_get_cached_trial",
                                 "_read_trials_from_remote_storage")]:
         setattr(BatchedParams, _name, _writing_first(_name))
+
+
+def set_trial_attrs(trial: optuna.Trial, values: dict, constraints: dict | None = None) -> None:
+    """Store the user attrs ``values`` and the constraint values ``constraints`` (as
+    Trial.set_constraint would: one already set is kept) on a running trial: on an SQL
+    storage in one transaction, on SQLite and PostgreSQL as multi-row upserts (a
+    transaction per attr made the trial record the largest part of a trial's own
+    bookkeeping, and set_constraint reads the trial back before each write:
+    scripts/bench_overhead.py); elsewhere one by one as Trial.set_user_attr and
+    set_constraint do. The trial's own view of its attrs is updated the same way. Uses
+    Optuna's SQL layout where it is the one known (5.x), else the public calls."""
+    storage = getattr(trial, "storage", None)
+    getattr(storage, "write_params", lambda: None)()  # the trial's parameters first
+    backend = getattr(storage, "_backend", storage)  # an RDB storage sits behind Optuna's cache
+    frozen = getattr(trial, "_cached_frozen_trial", None)
+    system = {f"constraints:{k}": float(v) for k, v in (constraints or {}).items()}
+    if frozen is not None:
+        system = {k: v for k, v in system.items() if k not in frozen.system_attrs}
+    if (len(values) + len(system) > 1 and frozen is not None and _CachedStorage is not None
+            and _CONSTRAINTS_KEY == "constraints" and isinstance(backend, optuna.storages.RDBStorage)):
+        with _create_scoped_session(backend.scoped_session, True) as session:
+            backend.check_trial_is_updatable(trial._trial_id,
+                                             models.TrialModel.find_or_raise_by_id(trial._trial_id, session).state)
+            user, system_model = models.TrialUserAttributeModel, models.TrialSystemAttributeModel
+            _upsert(backend, session, user, user.trial_id, trial._trial_id, values)
+            _upsert(backend, session, system_model, system_model.trial_id, trial._trial_id, system)
+        frozen.user_attrs.update(values)
+        frozen.system_attrs.update(system)
+        return
+    for key, value in values.items():
+        trial.set_user_attr(key, value)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The constraint value is ignored")
+        for key, value in (constraints or {}).items():
+            trial.set_constraint(key, value)
+
+
+def set_study_system_attrs(storage: optuna.storages.BaseStorage, study_id: int, values: dict) -> None:
+    """Study system attrs ``values`` (optuna-dashboard's note of a trial is a few) in one
+    multi-row upsert on SQLite and PostgreSQL; elsewhere one by one."""
+    getattr(storage, "write_params", lambda: None)()  # the trial's parameters first
+    backend = getattr(storage, "_backend", storage)
+    if (len(values) > 1 and _CachedStorage is not None and isinstance(backend, optuna.storages.RDBStorage)
+            and _dialect(backend) is not None):
+        with _create_scoped_session(backend.scoped_session, True) as session:
+            models.StudyModel.find_or_raise_by_id(study_id, session)
+            model = models.StudySystemAttributeModel
+            _upsert(backend, session, model, model.study_id, study_id, values)
+        return
+    for key, value in values.items():
+        storage.set_study_system_attr(study_id, key, value)
+
+
+def _dialect(backend):
+    """SQLAlchemy's dialect module where it has an upsert Optuna's tables allow, else None."""
+    from sqlalchemy.dialects import postgresql, sqlite
+    dialect = {"sqlite": sqlite, "postgresql": postgresql}.get(backend.engine.name)
+    return None if dialect is sqlite and sqlite3.sqlite_version_info < (3, 24, 0) else dialect
+
+
+def _upsert(backend, session, model, owner, owner_id: int, values: dict) -> None:
+    """Insert or update the rows (owner, key) -> value_json of ``model`` (an attribute table)."""
+    dialect = _dialect(backend)
+    if not values:
+        return
+    if dialect is None:
+        for key, value in values.items():  # Optuna's own path for other databases (trial attrs)
+            backend._set_trial_attr_without_commit(session, model, owner_id, key, value)
+        return
+    insert = dialect.insert(model).values([{owner.key: owner_id, "key": key, "value_json": json.dumps(value)}
+                                           for key, value in values.items()])
+    session.execute(insert.on_conflict_do_update(index_elements=[owner, model.key],
+                                                 set_={"value_json": insert.excluded.value_json}))

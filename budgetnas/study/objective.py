@@ -27,7 +27,7 @@ from ..train.loop import Diverged, report_count, train
 from . import record
 from .schedule import TIME_MARGIN, expected_seconds, trial_seed
 from .settings import SETTINGS_ATTR, pinned_space
-from .storage import set_study_system_attrs
+from .fast import set_study_system_attrs
 
 if TYPE_CHECKING:
     from ..data.load import Data

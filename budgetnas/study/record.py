@@ -63,7 +63,7 @@ def write(trial: Any, constraints: dict[str, float] | None = None, **values: Any
     """Store ``values`` (record fields) on a running trial, at once where the storage can,
     with Optuna constraint values (``constraints``: name -> value, as
     Trial.set_constraint; one already set, say on a retried trial, is kept)."""
-    from .storage import set_trial_attrs
+    from .fast import set_trial_attrs
     set_trial_attrs(trial, check_names(values), constraints)
 
 

@@ -1,9 +1,8 @@
 """Study storages: the URL forms (sqlite:///FILE, postgresql://..., journal:FILE), the
 check that refuses one that cannot hold a study (in memory, a folder, another
 application's database or file: left byte-identical) and opening them (with retries,
-SQLite pragmas, trial heartbeats: $BUDGETNAS_HEARTBEAT, config/env.py), and several
-attrs of a running trial written at once; every URL or driver message it shows is
-redacted (urls.py). Knows nothing of models or torch, nor of what the attrs mean.
+SQLite pragmas, trial heartbeats: $BUDGETNAS_HEARTBEAT, config/env.py); every URL or
+driver message it shows is redacted (urls.py). Knows nothing of trials, models or torch.
 """
 from __future__ import annotations
 
@@ -268,87 +267,3 @@ def check_writable_dir(path: Path, what: str = "--artifacts") -> None:
     if problem:
         raise ConfigError(f"cannot write the {what} folder {path} ({problem}): pass a writable {what}")
 
-
-def set_trial_attrs(trial: optuna.Trial, values: dict, constraints: dict | None = None) -> None:
-    """Store the user attrs ``values`` and the constraint values ``constraints`` (as
-    Trial.set_constraint would: one already set is kept) on a running trial: on an SQL
-    storage in one transaction, on SQLite and PostgreSQL as multi-row upserts (a
-    transaction per attr made the trial record the largest part of a trial's own
-    bookkeeping, and set_constraint reads the trial back before each write:
-    scripts/bench_overhead.py); elsewhere one by one as Trial.set_user_attr and
-    set_constraint do. The trial's own view of its attrs is updated the same way. Uses
-    Optuna's SQL layout where it is the one known (5.x), else the public calls."""
-    storage = getattr(trial, "storage", None)
-    getattr(storage, "write_params", lambda: None)()  # the trial's parameters first (study/fast.py)
-    backend = getattr(storage, "_backend", storage)  # an RDB storage sits behind Optuna's cache
-    frozen = getattr(trial, "_cached_frozen_trial", None)
-    system = {f"constraints:{k}": float(v) for k, v in (constraints or {}).items()}
-    if frozen is not None:
-        system = {k: v for k, v in system.items() if k not in frozen.system_attrs}
-    if len(values) + len(system) > 1 and frozen is not None and isinstance(backend, optuna.storages.RDBStorage):
-        try:
-            from optuna.storages._rdb import models
-            from optuna.storages._rdb.storage import _create_scoped_session
-            from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
-            find, check = models.TrialModel.find_or_raise_by_id, backend.check_trial_is_updatable
-        except (ImportError, AttributeError):  # laid out otherwise in this Optuna: one by one
-            pass
-        else:
-            if _CONSTRAINTS_KEY == "constraints":
-                with _create_scoped_session(backend.scoped_session, True) as session:
-                    check(trial._trial_id, find(trial._trial_id, session).state)
-                    user, system_model = models.TrialUserAttributeModel, models.TrialSystemAttributeModel
-                    _upsert(backend, session, user, user.trial_id, trial._trial_id, values)
-                    _upsert(backend, session, system_model, system_model.trial_id, trial._trial_id, system)
-                frozen.user_attrs.update(values)
-                frozen.system_attrs.update(system)
-                return
-    for key, value in values.items():
-        trial.set_user_attr(key, value)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The constraint value is ignored")
-        for key, value in (constraints or {}).items():
-            trial.set_constraint(key, value)
-
-
-def set_study_system_attrs(storage: optuna.storages.BaseStorage, study_id: int, values: dict) -> None:
-    """Study system attrs ``values`` (optuna-dashboard's note of a trial is a few) in one
-    multi-row upsert on SQLite and PostgreSQL; elsewhere one by one."""
-    getattr(storage, "write_params", lambda: None)()  # the trial's parameters first (study/fast.py)
-    backend = getattr(storage, "_backend", storage)
-    if len(values) > 1 and isinstance(backend, optuna.storages.RDBStorage) and _dialect(backend) is not None:
-        try:
-            from optuna.storages._rdb import models
-            from optuna.storages._rdb.storage import _create_scoped_session
-            model, find = models.StudySystemAttributeModel, models.StudyModel.find_or_raise_by_id
-        except (ImportError, AttributeError):  # laid out otherwise in this Optuna: one by one
-            pass
-        else:
-            with _create_scoped_session(backend.scoped_session, True) as session:
-                find(study_id, session)
-                _upsert(backend, session, model, model.study_id, study_id, values)
-            return
-    for key, value in values.items():
-        storage.set_study_system_attr(study_id, key, value)
-
-
-def _dialect(backend):
-    """SQLAlchemy's dialect module where it has an upsert Optuna's tables allow, else None."""
-    from sqlalchemy.dialects import postgresql, sqlite
-    dialect = {"sqlite": sqlite, "postgresql": postgresql}.get(backend.engine.name)
-    return None if dialect is sqlite and sqlite3.sqlite_version_info < (3, 24, 0) else dialect
-
-
-def _upsert(backend, session, model, owner, owner_id: int, values: dict) -> None:
-    """Insert or update the rows (owner, key) -> value_json of ``model`` (an attribute table)."""
-    dialect = _dialect(backend)
-    if not values:
-        return
-    if dialect is None:
-        for key, value in values.items():  # Optuna's own path for other databases (trial attrs)
-            backend._set_trial_attr_without_commit(session, model, owner_id, key, value)
-        return
-    insert = dialect.insert(model).values([{owner.key: owner_id, "key": key, "value_json": json.dumps(value)}
-                                           for key, value in values.items()])
-    session.execute(insert.on_conflict_do_update(index_elements=[owner, model.key],
-                                                 set_={"value_json": insert.excluded.value_json}))
